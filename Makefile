@@ -1,0 +1,46 @@
+# SecureLogin: `make run` serves a seeded demo; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+# Development-only values for `make run`; production sets its own environment.
+RUN_ENV := SECRET_KEY=$${SECRET_KEY:-make-run-development-key-not-for-production} \
+	SECURE_COOKIES=$${SECURE_COOKIES:-0} \
+	SECURELOGIN_EXTRA_ROOT_HOSTS=$${SECURELOGIN_EXTRA_ROOT_HOSTS:-127.0.0.1} \
+	PORT=$(PORT)
+
+.PHONY: run test lint bench venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+venv: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed-run
+	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
+	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --port $(PORT)
+	$(RUN_ENV) exec $(BIN)/gunicorn -c securelogin/gunicorn.conf.py
+
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	SECRET_KEY=lint $(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/entra_cycle.py --help
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache

@@ -1,0 +1,784 @@
+"""The only writers of directory state.
+
+Every function takes keyword-only arguments with `tenant=` and `actor=` explicit, runs in one
+transaction (nested calls become savepoints of the caller's transaction), and records an `Event`
+for each change it makes. Functions that find nothing to change write nothing, which keeps Entra's
+repeated PATCHes idempotent (entra-scim.md R51).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from directory.exceptions import InvalidValue, ProtectedResource, TenantMismatch, UniquenessConflict
+from directory.models import (
+    SLUG_RE,
+    Event,
+    Group,
+    Membership,
+    Tenant,
+    TenantEmailDomain,
+    TenantHost,
+    User,
+    UserAddress,
+    UserEmail,
+    UserPhoneNumber,
+)
+
+USER_SCALAR_FIELDS = frozenset(
+    {
+        "username",
+        "external_id",
+        "is_active",
+        "formatted_name",
+        "family_name",
+        "given_name",
+        "middle_name",
+        "honorific_prefix",
+        "honorific_suffix",
+        "display_name",
+        "nick_name",
+        "profile_url",
+        "title",
+        "user_type",
+        "preferred_language",
+        "locale",
+        "timezone",
+        "employee_number",
+        "cost_center",
+        "organization",
+        "division",
+        "department",
+        "roles",
+    }
+)
+MULTI_VALUE_MODELS: dict[str, type[models.Model]] = {
+    "emails": UserEmail,
+    "phone_numbers": UserPhoneNumber,
+    "addresses": UserAddress,
+}
+MULTI_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
+    "emails": ("value", "type", "primary", "display"),
+    "phone_numbers": ("value", "type", "primary", "display"),
+    "addresses": (
+        "formatted",
+        "street_address",
+        "locality",
+        "region",
+        "postal_code",
+        "country",
+        "type",
+        "primary",
+    ),
+}
+EVENT_ID_LIST_LIMIT = 1000
+UNSET: Any = object()
+
+USERNAME_TAKEN = "userName {value!r} is already in use in this tenant."
+EXTERNAL_ID_TAKEN = "externalId {value!r} is already in use in this tenant."
+DISPLAY_NAME_TAKEN = "A group named {value!r} already exists in this tenant."
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, as the provisioning log shows it. A SCIM credential acts as the tenant's
+    service principal; `label` and `credential` say which credential it was."""
+
+    type: str
+    user: User | None = None
+    label: str = ""
+    credential: str = ""
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(type=Event.ActorType.SYSTEM, label=label)
+
+    @classmethod
+    def manager(cls, user: User) -> Actor:
+        return cls(type=Event.ActorType.MANAGER, user=user, label=user.username)
+
+    @classmethod
+    def for_credential(cls, *, service_principal: User, label: str, credential: str) -> Actor:
+        return cls(
+            type=Event.ActorType.CREDENTIAL, user=service_principal, label=label, credential=credential
+        )
+
+
+@dataclass
+class MultiValueDiff:
+    old: list[dict[str, Any]] = field(default_factory=list)
+    new: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------- events
+
+
+def event_record(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    action: str,
+    resource_type: str = "",
+    resource_id: str = "",
+    resource_label: str = "",
+    changes: Mapping[str, Any] | None = None,
+    result: str = Event.Result.SUCCESS,
+    status: int | None = None,
+    scim_type: str = "",
+    detail: str = "",
+    request_method: str = "",
+    request_path: str = "",
+) -> Event:
+    """Append to the provisioning log. Failed SCIM requests call this after their transaction rolled
+    back, so the failure is kept while the change is not."""
+    actor_user = actor.user if actor.user is not None and actor.user.pk is not None else None
+    return Event.objects.create(
+        tenant=tenant,
+        actor_type=actor.type,
+        actor_user=actor_user,
+        actor_label=actor.label[:255],
+        credential=actor.credential[:128],
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id)[:64],
+        resource_label=resource_label[:255],
+        changes=dict(changes or {}),
+        result=result,
+        status=status,
+        scim_type=scim_type[:32],
+        detail=detail,
+        request_method=request_method[:8],
+        request_path=request_path[:512],
+    )
+
+
+# -------------------------------------------------------------------------------------------- tenants
+
+
+@transaction.atomic
+def tenant_create(
+    *,
+    actor: Actor,
+    slug: str,
+    name: str,
+    hosts: Sequence[str] = (),
+    email_domains: Sequence[str] = (),
+    display_name: str = "",
+) -> Tenant:
+    """A tenant with its primary host `<slug>.<base domain>`, any custom hosts, and its provisioning
+    service principal (the user every SCIM credential acts as; unable to sign in)."""
+    slug = slug.strip().lower()
+    if not SLUG_RE.match(slug):
+        raise InvalidValue("A tenant slug is 1–63 lowercase letters, digits or hyphens.", field="slug")
+    if not name.strip():
+        raise InvalidValue("A tenant needs a name.", field="name")
+    if Tenant.objects.filter(slug=slug).exists():
+        raise UniquenessConflict(f"A tenant with slug {slug!r} already exists.", field="slug")
+    tenant = Tenant.objects.create(slug=slug, name=name.strip(), display_name=display_name.strip())
+    primary = f"{slug}.{settings.SECURELOGIN_BASE_DOMAIN}"
+    all_hosts = [primary, *[h.strip().lower().rstrip(".") for h in hosts if h.strip()]]
+    for host in dict.fromkeys(all_hosts):
+        if TenantHost.objects.filter(host=host).exists():
+            raise UniquenessConflict(f"The host {host!r} already serves another tenant.", field="hosts")
+        TenantHost.objects.create(tenant=tenant, host=host, is_primary=host == primary)
+    for domain in dict.fromkeys(d.strip().lower() for d in email_domains if d.strip()):
+        if TenantEmailDomain.objects.filter(domain=domain).exists():
+            raise UniquenessConflict(f"The email domain {domain!r} belongs to another tenant.")
+        TenantEmailDomain.objects.create(tenant=tenant, domain=domain, verified=True)
+    service_principal = User(
+        tenant=tenant,
+        username=f"securelogin-provisioning-{secrets.token_hex(6)}",
+        display_name="SecureLogin provisioning",
+        role=User.Role.SERVICE,
+    )
+    service_principal.set_unusable_password()
+    service_principal.save()
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="tenant.create",
+        resource_type="Tenant",
+        resource_id=str(tenant.pk),
+        resource_label=tenant.slug,
+        changes={
+            "slug": [None, slug],
+            "name": [None, tenant.name],
+            "hosts": [None, list(dict.fromkeys(all_hosts))],
+        },
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_update_branding(
+    *, tenant: Tenant, actor: Actor, display_name: str, logo_url: str, primary_color: str
+) -> Tenant:
+    import re
+
+    if primary_color and not re.fullmatch(r"#[0-9a-fA-F]{6}", primary_color):
+        raise InvalidValue("Enter the colour as #RRGGBB.", field="primary_color")
+    if logo_url and not logo_url.startswith("https://") and not logo_url.startswith("http://"):
+        raise InvalidValue("The logo URL must start with https://.", field="logo_url")
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    new = {"display_name": display_name.strip(), "logo_url": logo_url.strip(), "primary_color": primary_color}
+    changes = {k: [getattr(locked, k), v] for k, v in new.items() if getattr(locked, k) != v}
+    if not changes:
+        return locked
+    for key, value in new.items():
+        setattr(locked, key, value)
+    locked.save(update_fields=list(new))
+    event_record(
+        tenant=locked,
+        actor=actor,
+        action="tenant.branding_update",
+        resource_type="Tenant",
+        resource_id=str(locked.pk),
+        resource_label=locked.slug,
+        changes=changes,
+    )
+    return locked
+
+
+# ---------------------------------------------------------------------------------------------- users
+
+
+def _check_lengths(model: type[models.Model], values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        model_field = model._meta.get_field(name)
+        max_length = getattr(model_field, "max_length", None)
+        if isinstance(value, str) and max_length and len(value) > max_length:
+            label = str(model_field.verbose_name)
+            raise InvalidValue(f"{label} is longer than {max_length} characters.", field=name)
+
+
+def _clean_user_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - USER_SCALAR_FIELDS
+    if unknown:
+        raise InvalidValue(f"Unknown user attribute(s): {', '.join(sorted(unknown))}.")
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "is_active":
+            if not isinstance(value, bool):
+                raise InvalidValue("active must be a boolean.", field="is_active")
+        elif name == "roles":
+            if value is None:
+                value = []
+            if not isinstance(value, list):
+                raise InvalidValue("roles must be a list.", field="roles")
+        else:
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise InvalidValue(f"{name} must be a string.", field=name)
+        cleaned[name] = value
+    if "username" in cleaned and not cleaned["username"].strip():
+        raise InvalidValue("userName is required and cannot be empty.", field="username")
+    _check_lengths(User, {k: v for k, v in cleaned.items() if k != "roles"})
+    return cleaned
+
+
+def _clean_multi_values(kind: str, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """RFC 7643 §2.4: at most one `primary`; entra-scim.md R16: `type` values are unique."""
+    allowed = MULTI_VALUE_FIELDS[kind]
+    model = MULTI_VALUE_MODELS[kind]
+    cleaned: list[dict[str, Any]] = []
+    seen_types: set[str] = set()
+    primaries = 0
+    for item in items:
+        unknown = set(item) - set(allowed)
+        if unknown:
+            raise InvalidValue(f"Unknown sub-attribute(s) of {kind}: {', '.join(sorted(unknown))}.")
+        row: dict[str, Any] = {}
+        for name in allowed:
+            value = item.get(name)
+            if name == "primary":
+                value = bool(value)
+            elif value is None:
+                value = ""
+            elif not isinstance(value, str):
+                raise InvalidValue(f"{kind}.{name} must be a string.", field=kind)
+            row[name] = value
+        if "value" in row and not row["value"]:
+            continue
+        if kind == "addresses" and not any(row[n] for n in allowed if n not in ("type", "primary")):
+            continue
+        type_key = row["type"].lower()
+        if type_key and type_key in seen_types:
+            raise InvalidValue(
+                f"Two {kind} have the type {row['type']!r}; each type may appear once.", field=kind
+            )
+        seen_types.add(type_key)
+        primaries += row["primary"]
+        _check_lengths(model, {k: v for k, v in row.items() if k != "primary"})
+        cleaned.append(row)
+    if primaries > 1:
+        raise InvalidValue(f"Only one of the {kind} can be primary.", field=kind)
+    return cleaned
+
+
+def _multi_value_rows(user: User, kind: str) -> list[dict[str, Any]]:
+    fields = MULTI_VALUE_FIELDS[kind]
+    return [{name: getattr(row, name) for name in fields} for row in getattr(user, kind).all()]
+
+
+def _write_multi_values(tenant: Tenant, user: User, kind: str, rows: list[dict[str, Any]]) -> None:
+    model = MULTI_VALUE_MODELS[kind]
+    model.objects.filter(user=user).delete()
+    if rows:
+        model.objects.bulk_create([model(tenant=tenant, user=user, **row) for row in rows])
+
+
+def _check_manager(tenant: Tenant, user: User | None, manager: User | None) -> None:
+    if manager is None:
+        return
+    if manager.tenant_id != tenant.id or manager.role == User.Role.SERVICE:
+        raise TenantMismatch("The manager must be a user of the same tenant.", field="manager")
+    if user is not None and user.pk is not None and manager.pk == user.pk:
+        raise InvalidValue("A user cannot be their own manager.", field="manager")
+
+
+def _uniqueness_error(tenant: Tenant, user: User | None, values: Mapping[str, Any]) -> UniquenessConflict:
+    others = User.objects.filter(tenant=tenant)
+    if user is not None and user.pk is not None:
+        others = others.exclude(pk=user.pk)
+    username = values.get("username")
+    if username and others.filter(username__lower=username.lower()).exists():
+        return UniquenessConflict(USERNAME_TAKEN.format(value=username), field="username")
+    external_id = values.get("external_id")
+    if external_id and others.filter(external_id=external_id).exists():
+        return UniquenessConflict(EXTERNAL_ID_TAKEN.format(value=external_id), field="external_id")
+    return UniquenessConflict("The user conflicts with an existing user of this tenant.")
+
+
+@transaction.atomic
+def user_create(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    username: str,
+    fields: Mapping[str, Any] | None = None,
+    emails: Iterable[Mapping[str, Any]] = (),
+    phone_numbers: Iterable[Mapping[str, Any]] = (),
+    addresses: Iterable[Mapping[str, Any]] = (),
+    manager: User | None = None,
+    role: str = User.Role.MEMBER,
+    password: str | None = None,
+) -> User:
+    """Create a directory user. userName and externalId uniqueness per tenant are enforced by the
+    database, so of eight concurrent creates of one userName exactly one wins and the others get
+    UniquenessConflict (entra-scim.md C18)."""
+    if role not in (User.Role.MEMBER, User.Role.MANAGER):
+        raise InvalidValue("Only members and managers can be created.", field="role")
+    values = _clean_user_fields({**(fields or {}), "username": username})
+    multi = {
+        "emails": _clean_multi_values("emails", emails),
+        "phone_numbers": _clean_multi_values("phone_numbers", phone_numbers),
+        "addresses": _clean_multi_values("addresses", addresses),
+    }
+    _check_manager(tenant, None, manager)
+    user = User(tenant=tenant, role=role, manager=manager, **values)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise _uniqueness_error(tenant, None, values) from None
+    for kind, rows in multi.items():
+        if rows:
+            _write_multi_values(tenant, user, kind, rows)
+    changes: dict[str, Any] = {
+        name: [None, value] for name, value in values.items() if value not in ("", [], None)
+    }
+    changes.update({kind: [None, rows] for kind, rows in multi.items() if rows})
+    if manager is not None:
+        changes["manager"] = [None, str(manager.scim_id)]
+    if role != User.Role.MEMBER:
+        changes["role"] = [None, role]
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="user.create",
+        resource_type="User",
+        resource_id=str(user.scim_id),
+        resource_label=user.username,
+        changes=changes,
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    user: User,
+    fields: Mapping[str, Any] | None = None,
+    emails: Iterable[Mapping[str, Any]] | None = None,
+    phone_numbers: Iterable[Mapping[str, Any]] | None = None,
+    addresses: Iterable[Mapping[str, Any]] | None = None,
+    manager: User | None = UNSET,
+    role: str | None = None,
+) -> User:
+    """Apply the given values to the user's row, locked for the rest of the transaction.
+
+    Only attributes that differ from the stored row are written, so concurrent updates of different
+    attributes never overwrite each other and a repeated update is a no-op (no new version, no event).
+    Multi-valued attributes, when given, replace the whole list.
+    """
+    if user.tenant_id != tenant.id:
+        raise TenantMismatch("That user belongs to another tenant.")
+    locked = User.objects.select_for_update().get(pk=user.pk, tenant=tenant)
+    if locked.role == User.Role.SERVICE:
+        raise ProtectedResource("The provisioning service principal cannot be changed.")
+    values = _clean_user_fields(fields or {})
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        old = getattr(locked, name)
+        if old != value:
+            changes[name] = [old, value]
+            setattr(locked, name, value)
+    if role is not None and role != locked.role:
+        if role not in (User.Role.MEMBER, User.Role.MANAGER):
+            raise InvalidValue("A user is a member or a manager.", field="role")
+        changes["role"] = [locked.role, role]
+        locked.role = role
+    if manager is not UNSET:
+        _check_manager(tenant, locked, manager)
+        if locked.manager_id != (manager.pk if manager else None):
+            old_manager = locked.manager
+            changes["manager"] = [
+                str(old_manager.scim_id) if old_manager else None,
+                str(manager.scim_id) if manager else None,
+            ]
+            locked.manager = manager
+    multi_updates: dict[str, list[dict[str, Any]]] = {}
+    for kind, given in (("emails", emails), ("phone_numbers", phone_numbers), ("addresses", addresses)):
+        if given is None:
+            continue
+        rows = _clean_multi_values(kind, given)
+        current = _multi_value_rows(locked, kind)
+        if rows != current:
+            changes[kind] = [current, rows]
+            multi_updates[kind] = rows
+    if not changes:
+        return locked
+    locked.version = F("version") + 1
+    try:
+        with transaction.atomic():
+            locked.save()
+    except IntegrityError:
+        raise _uniqueness_error(tenant, locked, values) from None
+    locked.refresh_from_db(fields=["version", "last_modified"])
+    for kind, rows in multi_updates.items():
+        _write_multi_values(tenant, locked, kind, rows)
+    if "is_active" in changes:
+        action = "user.reactivate" if locked.is_active else "user.deactivate"
+    else:
+        action = "user.update"
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        resource_type="User",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.username,
+        changes=changes,
+    )
+    return locked
+
+
+def user_deactivate(*, tenant: Tenant, actor: Actor, user: User) -> User:
+    """Soft delete (entra-scim.md R7): the user stays readable over SCIM with active=false and keeps
+    its memberships, which Entra does not restore on reactivation."""
+    return user_update(tenant=tenant, actor=actor, user=user, fields={"is_active": False})
+
+
+def user_reactivate(*, tenant: Tenant, actor: Actor, user: User) -> User:
+    return user_update(tenant=tenant, actor=actor, user=user, fields={"is_active": True})
+
+
+@transaction.atomic
+def user_set_password(*, tenant: Tenant, actor: Actor, user: User, password: str) -> User:
+    if user.tenant_id != tenant.id:
+        raise TenantMismatch("That user belongs to another tenant.")
+    if user.role == User.Role.SERVICE:
+        raise ProtectedResource("The provisioning service principal cannot sign in.")
+    if not password:
+        raise InvalidValue("A password cannot be empty.", field="password")
+    locked = User.objects.select_for_update().get(pk=user.pk, tenant=tenant)
+    locked.set_password(password)
+    locked.save(update_fields=["password"])
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="user.set_password",
+        resource_type="User",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.username,
+    )
+    return locked
+
+
+@transaction.atomic
+def user_delete(*, tenant: Tenant, actor: Actor, user: User) -> None:
+    """Hard delete (SCIM DELETE, entra-scim.md R53): memberships and multi-values go with the row;
+    the event keeps the id and userName so the log still says who was removed."""
+    if user.tenant_id != tenant.id:
+        raise TenantMismatch("That user belongs to another tenant.")
+    if user.role == User.Role.SERVICE:
+        raise ProtectedResource("The provisioning service principal cannot be deleted.")
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="user.delete",
+        resource_type="User",
+        resource_id=str(user.scim_id),
+        resource_label=user.username,
+        changes={"userName": [user.username, None]},
+    )
+    User.objects.filter(pk=user.pk, tenant=tenant).delete()
+
+
+# --------------------------------------------------------------------------------------------- groups
+
+
+def _clean_group_fields(display_name: str | None, external_id: str | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if display_name is not None:
+        if not isinstance(display_name, str) or not display_name.strip():
+            raise InvalidValue("displayName is required and cannot be empty.", field="display_name")
+        values["display_name"] = display_name
+    if external_id is not None:
+        if not isinstance(external_id, str):
+            raise InvalidValue("externalId must be a string.", field="external_id")
+        values["external_id"] = external_id
+    _check_lengths(Group, values)
+    return values
+
+
+def _group_uniqueness_error(
+    tenant: Tenant, group: Group | None, values: Mapping[str, str]
+) -> UniquenessConflict:
+    others = Group.objects.filter(tenant=tenant)
+    if group is not None and group.pk is not None:
+        others = others.exclude(pk=group.pk)
+    name = values.get("display_name")
+    if name and others.filter(display_name__lower=name.lower()).exists():
+        return UniquenessConflict(DISPLAY_NAME_TAKEN.format(value=name), field="display_name")
+    external_id = values.get("external_id")
+    if external_id and others.filter(external_id=external_id).exists():
+        return UniquenessConflict(EXTERNAL_ID_TAKEN.format(value=external_id), field="external_id")
+    return UniquenessConflict("The group conflicts with an existing group of this tenant.")
+
+
+def _check_members(tenant: Tenant, users: Sequence[User]) -> None:
+    for user in users:
+        if user.tenant_id != tenant.id or user.role == User.Role.SERVICE:
+            raise TenantMismatch("Group members must be users of the same tenant.", field="members")
+
+
+def _id_list(users: Iterable[User]) -> list[str]:
+    return [str(u.scim_id) for u in users][:EVENT_ID_LIST_LIMIT]
+
+
+@transaction.atomic
+def group_create(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    display_name: str,
+    external_id: str = "",
+    members: Sequence[User] = (),
+) -> Group:
+    values = _clean_group_fields(display_name, external_id or "")
+    _check_members(tenant, members)
+    group = Group(tenant=tenant, **values)
+    try:
+        with transaction.atomic():
+            group.save()
+    except IntegrityError:
+        raise _group_uniqueness_error(tenant, None, values) from None
+    unique_members = list({u.pk: u for u in members}.values())
+    if unique_members:
+        Membership.objects.bulk_create(
+            [Membership(tenant=tenant, group=group, user=u) for u in unique_members]
+        )
+    changes: dict[str, Any] = {"displayName": [None, group.display_name]}
+    if group.external_id:
+        changes["externalId"] = [None, group.external_id]
+    if unique_members:
+        changes["members"] = {"added": _id_list(unique_members)}
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.create",
+        resource_type="Group",
+        resource_id=str(group.scim_id),
+        resource_label=group.display_name,
+        changes=changes,
+    )
+    return group
+
+
+def _lock_group(tenant: Tenant, group: Group) -> Group:
+    if group.tenant_id != tenant.id:
+        raise TenantMismatch("That group belongs to another tenant.")
+    return Group.objects.select_for_update().get(pk=group.pk, tenant=tenant)
+
+
+def _touch_group(group: Group) -> None:
+    group.version = F("version") + 1
+    group.last_modified = timezone.now()
+    group.save(update_fields=["version", "last_modified"])
+    group.refresh_from_db(fields=["version"])
+
+
+@transaction.atomic
+def group_update(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    group: Group,
+    display_name: str | None = None,
+    external_id: str | None = None,
+) -> Group:
+    locked = _lock_group(tenant, group)
+    values = _clean_group_fields(display_name, external_id)
+    changes = {k: [getattr(locked, k), v] for k, v in values.items() if getattr(locked, k) != v}
+    if not changes:
+        return locked
+    for key in changes:
+        setattr(locked, key, values[key])
+    locked.version = F("version") + 1
+    try:
+        with transaction.atomic():
+            locked.save()
+    except IntegrityError:
+        raise _group_uniqueness_error(tenant, locked, values) from None
+    locked.refresh_from_db(fields=["version", "last_modified"])
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.update",
+        resource_type="Group",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.display_name,
+        changes={"displayName" if k == "display_name" else "externalId": v for k, v in changes.items()},
+    )
+    return locked
+
+
+@transaction.atomic
+def group_delete(*, tenant: Tenant, actor: Actor, group: Group) -> None:
+    if group.tenant_id != tenant.id:
+        raise TenantMismatch("That group belongs to another tenant.")
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.delete",
+        resource_type="Group",
+        resource_id=str(group.scim_id),
+        resource_label=group.display_name,
+        changes={"displayName": [group.display_name, None]},
+    )
+    Group.objects.filter(pk=group.pk, tenant=tenant).delete()
+
+
+@transaction.atomic
+def membership_add(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
+    """Add members in a constant number of queries whatever the group's size: only the k given users
+    are read and written, and members already present are skipped (entra-scim.md R59, R61)."""
+    _check_members(tenant, users)
+    locked = _lock_group(tenant, group)
+    wanted = {u.pk: u for u in users}
+    present = set(
+        Membership.objects.filter(group=locked, user_id__in=list(wanted)).values_list("user_id", flat=True)
+    )
+    new = [u for pk, u in wanted.items() if pk not in present]
+    if not new:
+        return locked
+    Membership.objects.bulk_create(
+        [Membership(tenant=tenant, group=locked, user=u) for u in new], ignore_conflicts=True
+    )
+    _touch_group(locked)
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.members_add",
+        resource_type="Group",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.display_name,
+        changes={"members": {"added": _id_list(new)}},
+    )
+    return locked
+
+
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
+    """Remove exactly the given members; the others stay (entra-scim.md R58)."""
+    _check_members(tenant, users)
+    locked = _lock_group(tenant, group)
+    wanted = {u.pk: u for u in users}
+    present = set(
+        Membership.objects.filter(group=locked, user_id__in=list(wanted)).values_list("user_id", flat=True)
+    )
+    if not present:
+        return locked
+    Membership.objects.filter(group=locked, user_id__in=list(present)).delete()
+    _touch_group(locked)
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.members_remove",
+        resource_type="Group",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.display_name,
+        changes={"members": {"removed": _id_list(wanted[pk] for pk in present)}},
+    )
+    return locked
+
+
+@transaction.atomic
+def membership_set(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
+    """Make the membership exactly `users` (PUT, `replace members`, valueless `remove members`)."""
+    _check_members(tenant, users)
+    locked = _lock_group(tenant, group)
+    wanted = {u.pk: u for u in users}
+    current = dict(Membership.objects.filter(group=locked).values_list("user_id", "user__scim_id"))
+    to_remove = [pk for pk in current if pk not in wanted]
+    to_add = [u for pk, u in wanted.items() if pk not in current]
+    if not to_remove and not to_add:
+        return locked
+    if to_remove:
+        Membership.objects.filter(group=locked, user_id__in=to_remove).delete()
+    if to_add:
+        Membership.objects.bulk_create(
+            [Membership(tenant=tenant, group=locked, user=u) for u in to_add], ignore_conflicts=True
+        )
+    _touch_group(locked)
+    changes: dict[str, Any] = {"members": {}}
+    if to_add:
+        changes["members"]["added"] = _id_list(to_add)
+    if to_remove:
+        changes["members"]["removed"] = [str(current[pk]) for pk in to_remove][:EVENT_ID_LIST_LIMIT]
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="group.members_set",
+        resource_type="Group",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.display_name,
+        changes=changes,
+    )
+    return locked

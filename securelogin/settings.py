@@ -1,0 +1,250 @@
+"""SecureLogin settings: one module, driven by environment variables.
+
+Production must set SECRET_KEY (and normally DATABASE_URL, SECURELOGIN_BASE_DOMAIN, CACHE_URL).
+`make run` and the test suite supply development values themselves, so this module never ships a
+usable secret of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from oauth.pkce import pkce_required
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from exc
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is required. `make run` and the tests set a development key; production must set its own."
+    )
+
+DEBUG = env_bool("DEBUG", False)
+
+# Tenants live on <slug>.<base domain>; the base domain itself is the platform (operators) host.
+SECURELOGIN_BASE_DOMAIN = os.environ.get("SECURELOGIN_BASE_DOMAIN", "localhost").strip().lower().rstrip(".")
+
+# Host validation happens in directory.tenancy.TenantMiddleware against stored tenant hosts, which is
+# stricter than a static list: an unknown host gets 404 before any view runs. Django's own check is
+# therefore opened up here, and the middleware is the gate.
+ALLOWED_HOSTS = ["*"]
+# Further names of the root (platform) host, e.g. "127.0.0.1" for local runs.
+SECURELOGIN_EXTRA_ROOT_HOSTS = [
+    h.strip().lower() for h in os.environ.get("SECURELOGIN_EXTRA_ROOT_HOSTS", "").split(",") if h.strip()
+]
+
+INSTALLED_APPS = [
+    "directory.admin_site.SecureLoginAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "django_scim",
+    "axes",
+    "directory",
+    "oauth",
+    "scim",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "directory.tenancy.TenantMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "directory.tenancy.TenantSessionGuardMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "securelogin.urls"
+WSGI_APPLICATION = "securelogin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "directory.context_processors.tenant_branding",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg 3's pool inside each gunicorn worker; CONN_MAX_AGE must stay 0 with it.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 1),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 8),
+        "timeout": 10,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions make SQLite take its write lock up front, so concurrent writers queue
+    # instead of failing with "database is locked" half-way through a request.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "directory.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "directory.backends.TenantModelBackend",
+]
+# userName is unique per tenant (a database constraint), not globally; TenantModelBackend resolves
+# (tenant, username) itself, so Django's global-uniqueness warning does not apply.
+SILENCED_SYSTEM_CHECKS = ["auth.W004", "axes.W006"]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/account/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Browser hardening. Cookies are host-only: a session on contoso.example never reaches fabrikam.example.
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG and env_bool("SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# django-axes: lock a (tenant host, username) pair after repeated failures at the tenant sign-in.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = 0.25  # hours
+# Per (tenant, username), whatever the address: a password guesser rotating addresses is still
+# stopped. (axes.W006 recommends adding the IP; that would let rotation bypass the limit.)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_LOCKOUT_CALLABLE = "oauth.views.lockout_response"
+AXES_USERNAME_CALLABLE = "directory.backends.axes_username"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth.Application"
+OAUTH2_PROVIDER = {
+    # Entra's gallery validator requires 60–360 minutes; one hour unless configured.
+    "ACCESS_TOKEN_EXPIRE_SECONDS": max(3600, min(21600, env_int("ACCESS_TOKEN_EXPIRE_SECONDS", 3600))),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 90 * 24 * 3600,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    # Entra's Authorize button sends no PKCE: required for public clients only (oauth.validators).
+    "PKCE_REQUIRED": pkce_required,
+    "SCOPES": {"scim": "Provision users and groups over SCIM 2.0"},
+    "DEFAULT_SCOPES": ["scim"],
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if not DEBUG else ["https", "http"],
+    "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",
+}
+
+SCIM_SERVICE_PROVIDER = {
+    # Mandatory in django-scim2 but unused: scim.views builds locations from the request host.
+    "NETLOC": SECURELOGIN_BASE_DOMAIN,
+    "AUTHENTICATION_SCHEMES": [
+        {
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with a per-tenant bearer token (secret token or OAuth 2.0).",
+            "primary": True,
+        }
+    ],
+    "WWW_AUTHENTICATE_HEADER": 'Bearer realm="scim"',
+    "EXPOSE_SCIM_EXCEPTIONS": False,
+}
+
+# SCIM limits, advertised in /ServiceProviderConfig and enforced by scim.views.
+SCIM_MAX_RESULTS = env_int("SCIM_MAX_RESULTS", 200)
+SCIM_BULK_MAX_OPERATIONS = env_int("SCIM_BULK_MAX_OPERATIONS", 1000)
+SCIM_BULK_MAX_PAYLOAD_SIZE = env_int("SCIM_BULK_MAX_PAYLOAD_SIZE", 1048576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(SCIM_BULK_MAX_PAYLOAD_SIZE * 2, 2621440)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django_scim": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,81 @@
+"""Shared fixtures. `tenant` and `other_tenant` exist together in every test that touches data, so
+each one can show that the second tenant's rows stay invisible."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from directory import services
+from directory.models import Tenant, User
+from directory.tenancy import tenant_primary_host
+from oauth.services import secret_token_issue
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def system_actor() -> services.Actor:
+    return services.Actor.system("tests")
+
+
+@pytest.fixture
+def platform_tenant(db: None) -> Tenant:
+    return Tenant.objects.get(is_platform=True)
+
+
+@pytest.fixture
+def tenant(db: None, system_actor: services.Actor) -> Tenant:
+    return services.tenant_create(
+        actor=system_actor, slug="contoso", name="Contoso", email_domains=["contoso.com"]
+    )
+
+
+@pytest.fixture
+def other_tenant(db: None, system_actor: services.Actor) -> Tenant:
+    return services.tenant_create(
+        actor=system_actor, slug="fabrikam", name="Fabrikam", email_domains=["fabrikam.com"]
+    )
+
+
+@pytest.fixture
+def manager(tenant: Tenant, system_actor: services.Actor) -> User:
+    return services.user_create(
+        tenant=tenant,
+        actor=system_actor,
+        username="manager@contoso.com",
+        role=User.Role.MANAGER,
+        password=PASSWORD,
+    )
+
+
+@pytest.fixture
+def other_manager(other_tenant: Tenant, system_actor: services.Actor) -> User:
+    return services.user_create(
+        tenant=other_tenant,
+        actor=system_actor,
+        username="manager@fabrikam.com",
+        role=User.Role.MANAGER,
+        password=PASSWORD,
+    )
+
+
+def host_client(tenant: Tenant) -> Client:
+    return Client(HTTP_HOST=tenant_primary_host(tenant.slug))
+
+
+@pytest.fixture
+def manager_client(manager: User, tenant: Tenant) -> Client:
+    client = host_client(tenant)
+    client.force_login(manager, backend="directory.backends.TenantModelBackend")
+    return client
+
+
+@pytest.fixture
+def scim_token(tenant: Tenant, system_actor: services.Actor) -> str:
+    return secret_token_issue(tenant=tenant, actor=system_actor)[1]
+
+
+@pytest.fixture
+def other_scim_token(other_tenant: Tenant, system_actor: services.Actor) -> str:
+    return secret_token_issue(tenant=other_tenant, actor=system_actor)[1]
