@@ -1,0 +1,467 @@
+"""Translation between SCIM JSON (RFC 7643) and the directory's models and service arguments.
+
+Reading is lenient where Entra is sloppy (entra-scim.md R40–R43, R54, R55, R71): attribute names are
+matched case-insensitively, nulls mean "absent", booleans may be strings, `manager` may be a string,
+an object or an array, and `roles` values may be JSON text. Writing is strict RFC: real booleans,
+no nulls, `manager` as the complex `{"value", "$ref"}` inside the enterprise extension.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from directory import selectors
+from directory.exceptions import ReferenceNotFound
+from directory.models import Group, Tenant, User
+from directory.services import UNSET
+from scim.errors import InvalidSyntax, InvalidValue
+from scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
+
+USER_TOP_LEVEL = {
+    "externalId": "external_id",
+    "displayName": "display_name",
+    "nickName": "nick_name",
+    "profileUrl": "profile_url",
+    "title": "title",
+    "userType": "user_type",
+    "preferredLanguage": "preferred_language",
+    "locale": "locale",
+    "timezone": "timezone",
+}
+NAME_PARTS = {
+    "formatted": "formatted_name",
+    "familyName": "family_name",
+    "givenName": "given_name",
+    "middleName": "middle_name",
+    "honorificPrefix": "honorific_prefix",
+    "honorificSuffix": "honorific_suffix",
+}
+ENTERPRISE_FIELDS = {
+    "employeeNumber": "employee_number",
+    "costCenter": "cost_center",
+    "organization": "organization",
+    "division": "division",
+    "department": "department",
+}
+VALUE_PARTS = {"value": "value", "type": "type", "primary": "primary", "display": "display"}
+ADDRESS_PARTS = {
+    "formatted": "formatted",
+    "streetAddress": "street_address",
+    "locality": "locality",
+    "region": "region",
+    "postalCode": "postal_code",
+    "country": "country",
+    "type": "type",
+    "primary": "primary",
+}
+MULTI_VALUED = {"emails": ("emails", VALUE_PARTS), "phoneNumbers": ("phone_numbers", VALUE_PARTS)}
+
+
+def scim_datetime(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def parse_bool(value: object, *, attribute: str) -> bool:
+    """JSON booleans, or "True"/"False" in any case: Entra sends `active` as a string (R43, R71)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidValue(f"{attribute} must be a boolean (true or false), got {json.dumps(value)[:60]}.")
+
+
+def ci_items(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys lower-cased, nulls dropped: RFC 7643 §2.1 attribute names are case-insensitive and
+    Entra's example bodies carry explicit nulls for absent attributes (R40)."""
+    return {str(k).lower(): v for k, v in data.items() if v is not None}
+
+
+def _string(value: object, *, attribute: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise InvalidValue(f"{attribute} must be a string.")
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) and "value" in value[0]:
+        return _string(value[0]["value"], attribute=attribute)
+    raise InvalidValue(f"{attribute} must be a string.")
+
+
+def _object(value: object, *, attribute: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidValue(f"{attribute} must be an object.")
+    return ci_items(value)
+
+
+def _list(value: object, *, attribute: str) -> list[Any]:
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise InvalidValue(f"{attribute} must be an array.")
+    return value
+
+
+def _multi_values(value: object, *, attribute: str, parts: Mapping[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    lowered = {k.lower(): (k, v) for k, v in parts.items()}
+    for item in _list(value, attribute=attribute):
+        if isinstance(item, str):
+            item = {"value": item}
+        element = _object(item, attribute=attribute)
+        row: dict[str, Any] = {}
+        for key, raw in element.items():
+            if key not in lowered:
+                continue
+            scim_name, model_name = lowered[key]
+            if scim_name == "primary":
+                row[model_name] = parse_bool(raw, attribute=f"{attribute}.primary")
+            else:
+                row[model_name] = _string(raw, attribute=f"{attribute}.{scim_name}")
+        rows.append(row)
+    return rows
+
+
+def _roles(value: object) -> list[dict[str, Any]]:
+    """Roles as Entra sends them; a `value` holding JSON text is decoded (entra-scim.md R55)."""
+    roles = []
+    for item in _list(value, attribute="roles"):
+        if isinstance(item, str):
+            item = {"value": item}
+        if not isinstance(item, dict):
+            continue
+        element = ci_items(item)
+        raw_value = element.get("value", "")
+        if isinstance(raw_value, str) and raw_value.strip().startswith("{"):
+            try:
+                decoded = json.loads(raw_value)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, dict):
+                decoded = ci_items(decoded)
+                element = {**element, "value": decoded.get("value", raw_value)}
+                element.setdefault("display", decoded.get("displayname", ""))
+        role: dict[str, Any] = {"value": str(element.get("value", ""))}
+        for key, name in (("display", "display"), ("displayname", "display"), ("type", "type")):
+            if element.get(key):
+                role[name] = str(element[key])
+        if "primary" in element:
+            role["primary"] = parse_bool(element["primary"], attribute="roles.primary")
+        if role["value"]:
+            roles.append(role)
+    return roles
+
+
+def manager_reference(value: object) -> str | None:
+    """The manager's id from any of Entra's shapes: "id", {"value": id}, [{"$ref": …, "value": id}];
+    empty means "no manager" (entra-scim.md R54)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if not value:
+            return None
+        if len(value) != 1:
+            raise InvalidValue("manager takes a single value.")
+        value = value[0]
+    if isinstance(value, dict):
+        value = ci_items(value).get("value")
+        if value is None:
+            return None
+    if not isinstance(value, str):
+        raise InvalidValue("manager must be a user id.")
+    return value.strip() or None
+
+
+@dataclass
+class UserInput:
+    """Service arguments decoded from a User document."""
+
+    username: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    emails: list[dict[str, Any]] = field(default_factory=list)
+    phone_numbers: list[dict[str, Any]] = field(default_factory=list)
+    addresses: list[dict[str, Any]] = field(default_factory=list)
+    manager: Any = UNSET
+
+
+def user_from_scim(document: object, *, tenant: Tenant) -> UserInput:
+    """Decode a full User document (POST, PUT, or a patched document). Absent attributes come back
+    empty, so a PUT clears what it leaves out (RFC 7644 §3.5.1); `active` is only set when sent."""
+    if not isinstance(document, dict):
+        raise InvalidSyntax("The request body must be a JSON object.")
+    data = ci_items(document)
+    username = data.get("username")
+    if username is None or (isinstance(username, str) and not username.strip()):
+        raise InvalidValue("userName is required.")
+    result = UserInput(username=_string(username, attribute="userName"))
+    for scim_name, model_name in USER_TOP_LEVEL.items():
+        result.fields[model_name] = (
+            _string(data[scim_name.lower()], attribute=scim_name) if scim_name.lower() in data else ""
+        )
+    if "active" in data:
+        result.fields["is_active"] = parse_bool(data["active"], attribute="active")
+    name = _object(data["name"], attribute="name") if "name" in data else {}
+    for scim_name, model_name in NAME_PARTS.items():
+        raw = name.get(scim_name.lower())
+        result.fields[model_name] = _string(raw, attribute=f"name.{scim_name}") if raw is not None else ""
+
+    extension: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == ENTERPRISE_SCHEMA.lower():
+            extension.update(_object(value, attribute=ENTERPRISE_SCHEMA))
+        elif key.startswith(ENTERPRISE_SCHEMA.lower() + ":"):
+            extension[key.rsplit(":", 1)[1]] = value
+    for scim_name, model_name in ENTERPRISE_FIELDS.items():
+        raw = extension.get(scim_name.lower())
+        result.fields[model_name] = _string(raw, attribute=scim_name) if raw is not None else ""
+    manager_id = manager_reference(extension.get("manager"))
+    if manager_id is None:
+        result.manager = None
+    else:
+        try:
+            result.manager = selectors.users_by_scim_ids(tenant=tenant, scim_ids=[manager_id])[0]
+        except ReferenceNotFound:
+            raise InvalidValue(f"manager {manager_id!r} is not a user of this tenant.") from None
+
+    result.emails = _multi_values(data.get("emails", []), attribute="emails", parts=VALUE_PARTS)
+    result.phone_numbers = _multi_values(
+        data.get("phonenumbers", []), attribute="phoneNumbers", parts=VALUE_PARTS
+    )
+    result.addresses = _multi_values(data.get("addresses", []), attribute="addresses", parts=ADDRESS_PARTS)
+    result.fields["roles"] = _roles(data["roles"]) if "roles" in data else []
+    return result
+
+
+@dataclass
+class GroupInput:
+    display_name: str
+    external_id: str
+    member_ids: list[str] | None
+
+
+def group_from_scim(document: object) -> GroupInput:
+    if not isinstance(document, dict):
+        raise InvalidSyntax("The request body must be a JSON object.")
+    data = ci_items(document)
+    display_name = data.get("displayname")
+    if display_name is None or (isinstance(display_name, str) and not display_name.strip()):
+        raise InvalidValue("displayName is required.")
+    members = None
+    if "members" in data:
+        members = []
+        for item in _list(data["members"], attribute="members"):
+            value = (
+                item
+                if isinstance(item, str)
+                else ci_items(item).get("value")
+                if isinstance(item, dict)
+                else None
+            )
+            if not isinstance(value, str) or not value:
+                raise InvalidValue("Each member needs a value: the id of a user of this tenant.")
+            members.append(value)
+    external_id = data.get("externalid")
+    return GroupInput(
+        display_name=_string(display_name, attribute="displayName"),
+        external_id=_string(external_id, attribute="externalId") if external_id is not None else "",
+        member_ids=members,
+    )
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value not in ("", None, [], {}):
+        target[key] = value
+
+
+def user_to_scim(user: User, *, base_url: str, include_groups: bool = True) -> dict[str, Any]:
+    """The User as Entra reads it. Callers listing many users prefetch `emails`, `phone_numbers`,
+    `addresses`, `memberships__group` and select `manager`, so a page costs a fixed number of queries."""
+    location = f"{base_url}/Users/{user.scim_id}"
+    doc: dict[str, Any] = {"schemas": [USER_SCHEMA], "id": str(user.scim_id)}
+    _put(doc, "externalId", user.external_id)
+    doc["userName"] = user.username
+    name = {scim: getattr(user, model) for scim, model in NAME_PARTS.items() if getattr(user, model)}
+    _put(doc, "name", name)
+    for scim_name, model_name in USER_TOP_LEVEL.items():
+        if scim_name != "externalId":
+            _put(doc, scim_name, getattr(user, model_name))
+    doc["active"] = user.is_active
+    for scim_name, (related, parts) in MULTI_VALUED.items():
+        rows = []
+        for row in getattr(user, related).all():
+            element: dict[str, Any] = {}
+            for part, attr in parts.items():
+                value = getattr(row, attr)
+                if part == "primary":
+                    if value:
+                        element["primary"] = True
+                else:
+                    _put(element, part, value)
+            rows.append(element)
+        _put(doc, scim_name, rows)
+    addresses = []
+    for row in user.addresses.all():
+        element = {}
+        for part, attr in ADDRESS_PARTS.items():
+            value = getattr(row, attr)
+            if part == "primary":
+                if value:
+                    element["primary"] = True
+            else:
+                _put(element, part, value)
+        addresses.append(element)
+    _put(doc, "addresses", addresses)
+    _put(doc, "roles", list(user.roles or []))
+    if include_groups:
+        groups = [
+            {
+                "value": str(m.group.scim_id),
+                "$ref": f"{base_url}/Groups/{m.group.scim_id}",
+                "display": m.group.display_name,
+            }
+            for m in user.memberships.all()
+        ]
+        _put(doc, "groups", groups)
+    extension: dict[str, Any] = {}
+    for scim_name, model_name in ENTERPRISE_FIELDS.items():
+        _put(extension, scim_name, getattr(user, model_name))
+    if user.manager_id is not None and user.manager is not None:
+        manager = user.manager
+        extension["manager"] = {"value": str(manager.scim_id), "$ref": f"{base_url}/Users/{manager.scim_id}"}
+        _put(extension["manager"], "displayName", manager.display_name)
+    if extension:
+        doc["schemas"].append(ENTERPRISE_SCHEMA)
+        doc[ENTERPRISE_SCHEMA] = extension
+    doc["meta"] = {
+        "resourceType": "User",
+        "created": scim_datetime(user.created),
+        "lastModified": scim_datetime(user.last_modified),
+        "location": location,
+        "version": etag(user.version),
+    }
+    return doc
+
+
+def group_to_scim(group: Group, *, base_url: str, members: Iterable[User] | None) -> dict[str, Any]:
+    """`members=None` leaves members out entirely (excludedAttributes=members, entra-scim.md R57)."""
+    doc: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": str(group.scim_id)}
+    _put(doc, "externalId", group.external_id)
+    doc["displayName"] = group.display_name
+    if members is not None:
+        doc["members"] = [
+            {
+                "value": str(u.scim_id),
+                "$ref": f"{base_url}/Users/{u.scim_id}",
+                "display": u.display_name or u.username,
+                "type": "User",
+            }
+            for u in members
+        ]
+    doc["meta"] = {
+        "resourceType": "Group",
+        "created": scim_datetime(group.created),
+        "lastModified": scim_datetime(group.last_modified),
+        "location": f"{base_url}/Groups/{group.scim_id}",
+        "version": etag(group.version),
+    }
+    return doc
+
+
+def _split_path(path: str, schema: str) -> tuple[str, str | None]:
+    """`urn:…:User:name.givenName` → ("name", "givenName"); extension attributes keep their URN."""
+    lowered = path.strip().lower()
+    for uri in (ENTERPRISE_SCHEMA, schema):
+        prefix = uri.lower() + ":"
+        if lowered.startswith(prefix):
+            rest = path.strip()[len(prefix) :]
+            if uri == ENTERPRISE_SCHEMA:
+                top, _, sub = rest.partition(".")
+                return ENTERPRISE_SCHEMA, top + (f".{sub}" if sub else "")
+            path = rest
+            break
+    if lowered == ENTERPRISE_SCHEMA.lower():
+        return ENTERPRISE_SCHEMA, None
+    top, _, sub = path.strip().partition(".")
+    return top, sub or None
+
+
+def parse_attribute_list(raw: str | None) -> list[str]:
+    return [p.strip() for p in (raw or "").split(",") if p.strip()]
+
+
+def project(
+    document: dict[str, Any], *, schema: str, attributes: list[str], excluded: list[str]
+) -> dict[str, Any]:
+    """RFC 7644 §3.4.2.5 `attributes` / `excludedAttributes`; `id` and `schemas` are always returned."""
+    if not attributes and not excluded:
+        return document
+    keys = {k.lower(): k for k in document}
+    if attributes:
+        result: dict[str, Any] = {"schemas": document["schemas"], "id": document.get("id")}
+        for path in attributes:
+            top, sub = _split_path(path, schema)
+            key = keys.get(top.lower())
+            if key is None:
+                continue
+            value = document[key]
+            if sub is None:
+                result[key] = value
+                continue
+            if key == ENTERPRISE_SCHEMA:
+                sub_top = sub.partition(".")[0]
+                inner = {k.lower(): k for k in value}
+                inner_key = inner.get(sub_top.lower())
+                if inner_key is not None:
+                    result.setdefault(key, {})[inner_key] = value[inner_key]
+                continue
+            if isinstance(value, dict):
+                inner = {k.lower(): k for k in value}
+                if sub.lower() in inner:
+                    result.setdefault(key, {})[inner[sub.lower()]] = value[inner[sub.lower()]]
+            elif isinstance(value, list):
+                picked = []
+                for element in value:
+                    inner = {k.lower(): k for k in element}
+                    if sub.lower() in inner:
+                        picked.append({inner[sub.lower()]: element[inner[sub.lower()]]})
+                if picked:
+                    result[key] = picked
+        if "meta" in document and any(a.strip().lower().startswith("meta") for a in attributes):
+            result["meta"] = document["meta"]
+        return {k: v for k, v in result.items() if v is not None}
+    result = dict(document)
+    for path in excluded:
+        top, sub = _split_path(path, schema)
+        key = keys.get(top.lower())
+        if key is None or key in ("id", "schemas"):
+            continue
+        if sub is None:
+            result.pop(key, None)
+        elif isinstance(result.get(key), dict):
+            inner = dict(result[key])
+            for k in list(inner):
+                if k.lower() == sub.split(".")[0].lower():
+                    inner.pop(k)
+            result[key] = inner
+        elif isinstance(result.get(key), list):
+            result[key] = [{k: v for k, v in e.items() if k.lower() != sub.lower()} for e in result[key]]
+    return result
+
+
+def wants_members(*, attributes: list[str], excluded: list[str]) -> bool:
+    """Whether a Group response needs its members loaded at all."""
+
+    def names(paths: list[str]) -> set[str]:
+        return {_split_path(p, GROUP_SCHEMA)[0].lower() for p in paths}
+
+    if attributes:
+        return "members" in names(attributes)
+    return "members" not in names(excluded)
