@@ -27,7 +27,15 @@ class SCIMClient:
     def get(self, path: str, headers: dict[str, str] | None = None, **params: Any) -> Any:
         return self.client.get(f"/scim/v2{path}", params, **self._headers(headers))
 
-    def send(self, method: str, path: str, body: Any = None, *, content_type: str = SCIM, headers: dict | None = None) -> Any:
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = SCIM,
+        headers: dict | None = None,
+    ) -> Any:
         data = body if isinstance(body, str | bytes) else json.dumps(body) if body is not None else ""
         return getattr(self.client, method.lower())(
             f"/scim/v2{path}", data=data, content_type=content_type, **self._headers(headers)
