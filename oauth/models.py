@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,7 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
 SECRET_TOKEN_PREFIX = "slt_"
+DEFAULT_CLIENT_SECRET_LIFETIME_DAYS = 730
 
 
 def token_digest(raw: str) -> str:
@@ -26,6 +28,16 @@ def token_digest(raw: str) -> str:
 
 def new_secret_token() -> str:
     return SECRET_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def client_secret_lifetime() -> timedelta:
+    """Entra's gallery rule: client secrets expire after one to three years (entra-scim.md §5.5)."""
+    days = getattr(settings, "OAUTH_CLIENT_SECRET_LIFETIME_DAYS", DEFAULT_CLIENT_SECRET_LIFETIME_DAYS)
+    return timedelta(days=max(365, min(1095, int(days))))
+
+
+def default_client_secret_expiry() -> datetime:
+    return timezone.now() + client_secret_lifetime()
 
 
 class Application(AbstractApplication):
@@ -40,6 +52,12 @@ class Application(AbstractApplication):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used = models.DateTimeField(null=True, blank=True)
+    client_secret_expires = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=default_client_secret_expiry,
+        help_text="After this moment the application's own secret is refused (invalid_client).",
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
@@ -49,6 +67,11 @@ class Application(AbstractApplication):
         if self.disabled:
             return False
         return self.tenant_id is None or self.tenant.is_active
+
+    def own_secret_is_valid(self) -> bool:
+        return bool(self.client_secret) and (
+            self.client_secret_expires is None or self.client_secret_expires > timezone.now()
+        )
 
 
 class SecretToken(models.Model):
@@ -107,3 +130,43 @@ class ClientSecret(models.Model):
     def is_valid(self) -> bool:
         now = timezone.now()
         return self.revoked is None and (self.expires is None or self.expires > now)
+
+
+class Consent(models.Model):
+    """One manager's approval of an application for their tenant, and the tokens it led to.
+
+    The authorization-code grant issues its tokens to the tenant's service principal, so the token
+    rows cannot say who approved them; this row does, and it outlives the manager (SET_NULL, with
+    the name kept in `approver_label`), so deprovisioning that manager leaves provisioning running
+    (libraries.md trap 15). `code_digest` is the SHA-256 of the authorization code: when a used code
+    is presented again, the tokens of `token_family` are revoked (RFC 6749 §4.1.2, security.md
+    check 15).
+    """
+
+    tenant = models.ForeignKey("directory.Tenant", on_delete=models.CASCADE, related_name="consents")
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE, related_name="consents"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approver_label = models.CharField(max_length=255, blank=True)
+    scope = models.TextField(blank=True)
+    code_digest = models.CharField(max_length=64, unique=True, editable=False)
+    token_family = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    exchanged = models.DateTimeField(null=True, blank=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created"], name="oauth_consent_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.application.name} approved by {self.approver_label or 'a former manager'}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None and self.exchanged is not None

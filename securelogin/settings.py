@@ -213,8 +213,24 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["scim"],
     "REQUEST_APPROVAL_PROMPT": "force",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if not DEBUG else ["https", "http"],
+    "ALLOW_URI_WILDCARDS": False,
     "OAUTH2_VALIDATOR_CLASS": "oauth.validators.TenantOAuth2Validator",
+    # Only the authorization-code, refresh and client-credentials grants exist (RFC 9700 §2.1.2, §2.4).
+    "OAUTH2_SERVER_CLASS": "oauth.server.SecureLoginServer",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    # Bearer tokens only in the Authorization header, never in a URL (RFC 9700 §4.3.2).
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    # RFC 9207 `iss` in the authorization response (mix-up defence; RFC 9700 §4.4).
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    # `check --deploy` turns a regression of these into an error.
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": not DEBUG,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
 }
+# Lifetime of a new client secret, clamped to Entra's 1–3 years (entra-scim.md §5.5).
+OAUTH_CLIENT_SECRET_LIFETIME_DAYS = max(365, min(1095, env_int("OAUTH_CLIENT_SECRET_LIFETIME_DAYS", 730)))
 
 SCIM_SERVICE_PROVIDER = {
     # Mandatory in django-scim2 but unused: scim.views builds locations from the request host.
