@@ -8,17 +8,23 @@ repeated PATCHes idempotent (entra-scim.md R51).
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from directory.exceptions import InvalidValue, ProtectedResource, TenantMismatch, UniquenessConflict
+from directory.exceptions import (
+    InvalidValue,
+    NotFound,
+    ProtectedResource,
+    TenantMismatch,
+    UniquenessConflict,
+)
 from directory.models import (
     SLUG_RE,
     Event,
@@ -85,6 +91,13 @@ UNSET: Any = object()
 USERNAME_TAKEN = "userName {value!r} is already in use in this tenant."
 EXTERNAL_ID_TAKEN = "externalId {value!r} is already in use in this tenant."
 DISPLAY_NAME_TAKEN = "A group named {value!r} already exists in this tenant."
+TENANT_SLUG_TAKEN = "A tenant with slug {value!r} already exists."
+HOST_TAKEN = "The host {value!r} already serves another tenant."
+EMAIL_DOMAIN_TAKEN = "The email domain {value!r} belongs to another tenant."
+HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+HEX_COLOUR_RE = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,33 @@ def event_record(
 # -------------------------------------------------------------------------------------------- tenants
 
 
+def _clean_hostname(raw: str, *, what: str, field_name: str) -> str:
+    """Hosts and email domains are compared as stored, so they are stored lower-case, without a
+    port or a trailing dot; anything that is not a DNS name is refused rather than stored."""
+    value = raw.strip().lower().rstrip(".")
+    if not HOSTNAME_RE.fullmatch(value):
+        raise InvalidValue(f"{value!r} is not a valid {what}.", field=field_name)
+    return value
+
+
+def _clean_tenant_fields(values: Mapping[str, Any]) -> dict[str, str]:
+    cleaned: dict[str, str] = {}
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise InvalidValue(f"{name} must be a string.", field=name)
+        cleaned[name] = value.strip()
+    if "name" in cleaned and not cleaned["name"]:
+        raise InvalidValue("A tenant needs a name.", field="name")
+    colour = cleaned.get("primary_color")
+    if colour is not None and not HEX_COLOUR_RE.fullmatch(colour):
+        raise InvalidValue("Enter the colour as #RRGGBB.", field="primary_color")
+    logo_url = cleaned.get("logo_url")
+    if logo_url and not logo_url.startswith(("https://", "http://")):
+        raise InvalidValue("The logo URL must start with https://.", field="logo_url")
+    _check_lengths(Tenant, cleaned)
+    return cleaned
+
+
 @transaction.atomic
 def tenant_create(
     *,
@@ -174,25 +214,53 @@ def tenant_create(
     display_name: str = "",
 ) -> Tenant:
     """A tenant with its primary host `<slug>.<base domain>`, any custom hosts, and its provisioning
-    service principal (the user every SCIM credential acts as; unable to sign in)."""
+    service principal (the user every SCIM credential acts as; unable to sign in).
+
+    A root host is never a tenant's host: the middleware would resolve it to the platform anyway, and
+    storing it would make the platform's host look owned by a customer."""
+    from directory.tenancy import root_hosts, tenant_primary_host
+
     slug = slug.strip().lower()
     if not SLUG_RE.match(slug):
         raise InvalidValue("A tenant slug is 1–63 lowercase letters, digits or hyphens.", field="slug")
-    if not name.strip():
-        raise InvalidValue("A tenant needs a name.", field="name")
+    values = _clean_tenant_fields({"name": name, "display_name": display_name})
+    primary = tenant_primary_host(slug)
+    custom = [_clean_hostname(h, what="host name", field_name="hosts") for h in hosts if h.strip()]
+    all_hosts = list(dict.fromkeys([primary, *custom]))
+    domains = list(
+        dict.fromkeys(
+            _clean_hostname(d, what="email domain", field_name="email_domains")
+            for d in email_domains
+            if d.strip()
+        )
+    )
+    for host in all_hosts:
+        if host in root_hosts():
+            raise InvalidValue(f"{host!r} is the platform's host, not a tenant's.", field="hosts")
     if Tenant.objects.filter(slug=slug).exists():
-        raise UniquenessConflict(f"A tenant with slug {slug!r} already exists.", field="slug")
-    tenant = Tenant.objects.create(slug=slug, name=name.strip(), display_name=display_name.strip())
-    primary = f"{slug}.{settings.SECURELOGIN_BASE_DOMAIN}"
-    all_hosts = [primary, *[h.strip().lower().rstrip(".") for h in hosts if h.strip()]]
-    for host in dict.fromkeys(all_hosts):
-        if TenantHost.objects.filter(host=host).exists():
-            raise UniquenessConflict(f"The host {host!r} already serves another tenant.", field="hosts")
-        TenantHost.objects.create(tenant=tenant, host=host, is_primary=host == primary)
-    for domain in dict.fromkeys(d.strip().lower() for d in email_domains if d.strip()):
-        if TenantEmailDomain.objects.filter(domain=domain).exists():
-            raise UniquenessConflict(f"The email domain {domain!r} belongs to another tenant.")
-        TenantEmailDomain.objects.create(tenant=tenant, domain=domain, verified=True)
+        raise UniquenessConflict(TENANT_SLUG_TAKEN.format(value=slug), field="slug")
+    taken_host = TenantHost.objects.filter(host__in=all_hosts).values_list("host", flat=True).first()
+    if taken_host is not None:
+        raise UniquenessConflict(HOST_TAKEN.format(value=taken_host), field="hosts")
+    taken_domain = (
+        TenantEmailDomain.objects.filter(domain__in=domains).values_list("domain", flat=True).first()
+    )
+    if taken_domain is not None:
+        raise UniquenessConflict(EMAIL_DOMAIN_TAKEN.format(value=taken_domain), field="email_domains")
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(slug=slug, **values)
+            TenantHost.objects.bulk_create(
+                [TenantHost(tenant=tenant, host=h, is_primary=h == primary) for h in all_hosts]
+            )
+            TenantEmailDomain.objects.bulk_create(
+                [TenantEmailDomain(tenant=tenant, domain=d, verified=True) for d in domains]
+            )
+    except IntegrityError:
+        # Lost a race with a concurrent create of the same slug, host or domain.
+        raise UniquenessConflict(
+            "The tenant's slug, a host or an email domain was taken meanwhile.", field="slug"
+        ) from None
     service_principal = User(
         tenant=tenant,
         username=f"securelogin-provisioning-{secrets.token_hex(6)}",
@@ -201,6 +269,13 @@ def tenant_create(
     )
     service_principal.set_unusable_password()
     service_principal.save()
+    changes: dict[str, Any] = {
+        "slug": [None, slug],
+        "name": [None, tenant.name],
+        "hosts": [None, all_hosts],
+    }
+    if domains:
+        changes["email_domains"] = [None, domains]
     event_record(
         tenant=tenant,
         actor=actor,
@@ -208,43 +283,106 @@ def tenant_create(
         resource_type="Tenant",
         resource_id=str(tenant.pk),
         resource_label=tenant.slug,
-        changes={
-            "slug": [None, slug],
-            "name": [None, tenant.name],
-            "hosts": [None, list(dict.fromkeys(all_hosts))],
-        },
+        changes=changes,
     )
     return tenant
 
 
-@transaction.atomic
-def tenant_update_branding(
-    *, tenant: Tenant, actor: Actor, display_name: str, logo_url: str, primary_color: str
-) -> Tenant:
-    import re
+def _lock_tenant(tenant: Tenant) -> Tenant:
+    locked = Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+    if locked is None:
+        raise NotFound(f"No tenant with slug {tenant.slug!r}.")
+    return locked
 
-    if primary_color and not re.fullmatch(r"#[0-9a-fA-F]{6}", primary_color):
-        raise InvalidValue("Enter the colour as #RRGGBB.", field="primary_color")
-    if logo_url and not logo_url.startswith("https://") and not logo_url.startswith("http://"):
-        raise InvalidValue("The logo URL must start with https://.", field="logo_url")
-    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
-    new = {"display_name": display_name.strip(), "logo_url": logo_url.strip(), "primary_color": primary_color}
-    changes = {k: [getattr(locked, k), v] for k, v in new.items() if getattr(locked, k) != v}
+
+def _tenant_apply(*, tenant: Tenant, actor: Actor, values: Mapping[str, Any], action: str) -> Tenant:
+    locked = _lock_tenant(tenant)
+    changes = {k: [getattr(locked, k), v] for k, v in values.items() if getattr(locked, k) != v}
     if not changes:
         return locked
-    for key, value in new.items():
-        setattr(locked, key, value)
-    locked.save(update_fields=list(new))
+    for key in changes:
+        setattr(locked, key, values[key])
+    locked.save(update_fields=list(changes))
     event_record(
         tenant=locked,
         actor=actor,
-        action="tenant.branding_update",
+        action=action,
         resource_type="Tenant",
         resource_id=str(locked.pk),
         resource_label=locked.slug,
         changes=changes,
     )
     return locked
+
+
+@transaction.atomic
+def tenant_update(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    name: str | None = None,
+    display_name: str | None = None,
+    logo_url: str | None = None,
+    primary_color: str | None = None,
+) -> Tenant:
+    """Change the given attributes (None leaves one as it is); an update that changes nothing
+    writes nothing. The slug is the tenant's host name and never changes."""
+    given = {
+        "name": name,
+        "display_name": display_name,
+        "logo_url": logo_url,
+        "primary_color": primary_color,
+    }
+    values = _clean_tenant_fields({k: v for k, v in given.items() if v is not None})
+    return _tenant_apply(tenant=tenant, actor=actor, values=values, action="tenant.update")
+
+
+@transaction.atomic
+def tenant_update_branding(
+    *, tenant: Tenant, actor: Actor, display_name: str, logo_url: str, primary_color: str
+) -> Tenant:
+    values = _clean_tenant_fields(
+        {"display_name": display_name, "logo_url": logo_url, "primary_color": primary_color}
+    )
+    return _tenant_apply(tenant=tenant, actor=actor, values=values, action="tenant.branding_update")
+
+
+def _check_not_platform(tenant: Tenant, verb: str) -> None:
+    if tenant.is_platform:
+        raise ProtectedResource(f"The platform tenant cannot be {verb}.")
+
+
+@transaction.atomic
+def tenant_deactivate(*, tenant: Tenant, actor: Actor) -> Tenant:
+    """An inactive tenant keeps its data, but nobody signs in to it and its credentials stop
+    working (TenantModelBackend, Application.is_usable); the go-to-domain page no longer finds it."""
+    _check_not_platform(tenant, "deactivated")
+    return _tenant_apply(tenant=tenant, actor=actor, values={"is_active": False}, action="tenant.deactivate")
+
+
+@transaction.atomic
+def tenant_reactivate(*, tenant: Tenant, actor: Actor) -> Tenant:
+    _check_not_platform(tenant, "reactivated")
+    return _tenant_apply(tenant=tenant, actor=actor, values={"is_active": True}, action="tenant.reactivate")
+
+
+@transaction.atomic
+def tenant_delete(*, tenant: Tenant, actor: Actor) -> None:
+    """Delete a tenant with everything in it. Its own event log goes with it, so the deletion is
+    recorded in the platform tenant's log, which outlives every customer tenant."""
+    _check_not_platform(tenant, "deleted")
+    locked = _lock_tenant(tenant)
+    platform = Tenant.objects.get(is_platform=True)
+    event_record(
+        tenant=platform,
+        actor=actor,
+        action="tenant.delete",
+        resource_type="Tenant",
+        resource_id=str(locked.pk),
+        resource_label=locked.slug,
+        changes={"slug": [locked.slug, None], "name": [locked.name, None]},
+    )
+    locked.delete()
 
 
 # ---------------------------------------------------------------------------------------------- users
@@ -345,6 +483,17 @@ def _check_manager(tenant: Tenant, user: User | None, manager: User | None) -> N
         raise InvalidValue("A user cannot be their own manager.", field="manager")
 
 
+def _lock_user(tenant: Tenant, user: User) -> User:
+    """Re-read the row under a lock: the caller's object may be stale (another request changed or
+    deleted it) and must never be written back as it is."""
+    if user.tenant_id != tenant.id:
+        raise TenantMismatch("That user belongs to another tenant.")
+    locked = User.objects.select_for_update().filter(pk=user.pk, tenant=tenant).first()
+    if locked is None:
+        raise NotFound(f"User {user.scim_id} not found.")
+    return locked
+
+
 def _uniqueness_error(tenant: Tenant, user: User | None, values: Mapping[str, Any]) -> UniquenessConflict:
     others = User.objects.filter(tenant=tenant)
     if user is not None and user.pk is not None:
@@ -436,22 +585,23 @@ def user_update(
     attributes never overwrite each other and a repeated update is a no-op (no new version, no event).
     Multi-valued attributes, when given, replace the whole list.
     """
-    if user.tenant_id != tenant.id:
-        raise TenantMismatch("That user belongs to another tenant.")
-    locked = User.objects.select_for_update().get(pk=user.pk, tenant=tenant)
+    locked = _lock_user(tenant, user)
     if locked.role == User.Role.SERVICE:
         raise ProtectedResource("The provisioning service principal cannot be changed.")
     values = _clean_user_fields(fields or {})
     changes: dict[str, Any] = {}
+    changed_columns: list[str] = []
     for name, value in values.items():
         old = getattr(locked, name)
         if old != value:
             changes[name] = [old, value]
+            changed_columns.append(name)
             setattr(locked, name, value)
     if role is not None and role != locked.role:
         if role not in (User.Role.MEMBER, User.Role.MANAGER):
             raise InvalidValue("A user is a member or a manager.", field="role")
         changes["role"] = [locked.role, role]
+        changed_columns.append("role")
         locked.role = role
     if manager is not UNSET:
         _check_manager(tenant, locked, manager)
@@ -461,6 +611,7 @@ def user_update(
                 str(old_manager.scim_id) if old_manager else None,
                 str(manager.scim_id) if manager else None,
             ]
+            changed_columns.append("manager")
             locked.manager = manager
     multi_updates: dict[str, list[dict[str, Any]]] = {}
     for kind, given in (("emails", emails), ("phone_numbers", phone_numbers), ("addresses", addresses)):
@@ -476,7 +627,7 @@ def user_update(
     locked.version = F("version") + 1
     try:
         with transaction.atomic():
-            locked.save()
+            locked.save(update_fields=[*changed_columns, "version", "last_modified"])
     except IntegrityError:
         raise _uniqueness_error(tenant, locked, values) from None
     locked.refresh_from_db(fields=["version", "last_modified"])
@@ -510,13 +661,12 @@ def user_reactivate(*, tenant: Tenant, actor: Actor, user: User) -> User:
 
 @transaction.atomic
 def user_set_password(*, tenant: Tenant, actor: Actor, user: User, password: str) -> User:
-    if user.tenant_id != tenant.id:
-        raise TenantMismatch("That user belongs to another tenant.")
-    if user.role == User.Role.SERVICE:
-        raise ProtectedResource("The provisioning service principal cannot sign in.")
+    """The event records that a password was set, never the password or its hash."""
     if not password:
         raise InvalidValue("A password cannot be empty.", field="password")
-    locked = User.objects.select_for_update().get(pk=user.pk, tenant=tenant)
+    locked = _lock_user(tenant, user)
+    if locked.role == User.Role.SERVICE:
+        raise ProtectedResource("The provisioning service principal cannot sign in.")
     locked.set_password(password)
     locked.save(update_fields=["password"])
     event_record(
@@ -533,21 +683,28 @@ def user_set_password(*, tenant: Tenant, actor: Actor, user: User, password: str
 @transaction.atomic
 def user_delete(*, tenant: Tenant, actor: Actor, user: User) -> None:
     """Hard delete (SCIM DELETE, entra-scim.md R53): memberships and multi-values go with the row;
-    the event keeps the id and userName so the log still says who was removed."""
-    if user.tenant_id != tenant.id:
-        raise TenantMismatch("That user belongs to another tenant.")
-    if user.role == User.Role.SERVICE:
+    the event keeps the id and userName so the log still says who was removed.
+
+    The groups it was in and the users it managed change too (members, manager), so their versions
+    move on and their ETags no longer match; two queries, whatever their number."""
+    locked = _lock_user(tenant, user)
+    if locked.role == User.Role.SERVICE:
         raise ProtectedResource("The provisioning service principal cannot be deleted.")
+    now = timezone.now()
+    Group.objects.filter(tenant=tenant, memberships__user=locked).update(
+        version=F("version") + 1, last_modified=now
+    )
+    User.objects.filter(tenant=tenant, manager=locked).update(version=F("version") + 1, last_modified=now)
     event_record(
         tenant=tenant,
         actor=actor,
         action="user.delete",
         resource_type="User",
-        resource_id=str(user.scim_id),
-        resource_label=user.username,
-        changes={"userName": [user.username, None]},
+        resource_id=str(locked.scim_id),
+        resource_label=locked.username,
+        changes={"userName": [locked.username, None]},
     )
-    User.objects.filter(pk=user.pk, tenant=tenant).delete()
+    locked.delete()
 
 
 # --------------------------------------------------------------------------------------------- groups
@@ -634,7 +791,10 @@ def group_create(
 def _lock_group(tenant: Tenant, group: Group) -> Group:
     if group.tenant_id != tenant.id:
         raise TenantMismatch("That group belongs to another tenant.")
-    return Group.objects.select_for_update().get(pk=group.pk, tenant=tenant)
+    locked = Group.objects.select_for_update().filter(pk=group.pk, tenant=tenant).first()
+    if locked is None:
+        raise NotFound(f"Group {group.scim_id} not found.")
+    return locked
 
 
 def _touch_group(group: Group) -> None:
@@ -681,18 +841,18 @@ def group_update(
 
 @transaction.atomic
 def group_delete(*, tenant: Tenant, actor: Actor, group: Group) -> None:
-    if group.tenant_id != tenant.id:
-        raise TenantMismatch("That group belongs to another tenant.")
+    """Hard delete; memberships go with the group, the users stay."""
+    locked = _lock_group(tenant, group)
     event_record(
         tenant=tenant,
         actor=actor,
         action="group.delete",
         resource_type="Group",
-        resource_id=str(group.scim_id),
-        resource_label=group.display_name,
-        changes={"displayName": [group.display_name, None]},
+        resource_id=str(locked.scim_id),
+        resource_label=locked.display_name,
+        changes={"displayName": [locked.display_name, None]},
     )
-    Group.objects.filter(pk=group.pk, tenant=tenant).delete()
+    locked.delete()
 
 
 @transaction.atomic
