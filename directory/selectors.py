@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
 
@@ -30,7 +32,8 @@ def tenant_for_host(*, host: str) -> Tenant | None:
 
 
 def tenant_get(*, slug: str) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug).first()
+    """Slugs are stored lower-case (services.tenant_create), so `Contoso` finds `contoso`."""
+    tenant = Tenant.objects.filter(slug=slug.strip().lower()).first()
     if tenant is None:
         raise NotFound(f"No tenant with slug {slug!r}.")
     return tenant
@@ -45,31 +48,30 @@ def tenant_primary_host(*, tenant: Tenant) -> str:
     return default_host(tenant.slug)
 
 
+def _tenant_for_verified_email_domain(domain: str) -> Tenant | None:
+    row = TenantEmailDomain.objects.select_related("tenant").filter(domain=domain, verified=True).first()
+    return row.tenant if row is not None else None
+
+
 def tenant_for_domain_input(*, value: str) -> Tenant | None:
-    """What the go-to-domain page accepts: a slug, a tenant host, or an address in a verified email
-    domain. Inactive tenants resolve to None, indistinguishable from unknown ones."""
-    from directory.tenancy import normalise_host, tenant_primary_host
+    """What the go-to-domain page accepts: a slug, a tenant host, an address in a verified email
+    domain, or that domain alone. Unverified domains, inactive tenants and the platform resolve to
+    None, indistinguishable from unknown input, so the page reveals nothing about them."""
+    from directory.tenancy import normalise_host
 
     text = value.strip().lower()
     if not text or len(text) > 320:
         return None
-    tenant: Tenant | None = None
+    tenant: Tenant | None
     if "@" in text:
-        domain = text.rsplit("@", 1)[1]
-        row = TenantEmailDomain.objects.select_related("tenant").filter(domain=domain, verified=True).first()
-        tenant = row.tenant if row else None
+        tenant = _tenant_for_verified_email_domain(text.rsplit("@", 1)[1])
     else:
         host = normalise_host(text)
-        row_host = TenantHost.objects.select_related("tenant").filter(host=host).first()
-        if row_host is not None:
-            tenant = row_host.tenant
+        row = TenantHost.objects.select_related("tenant").filter(host=host).first()
+        if row is not None:
+            tenant = row.tenant
         else:
-            tenant = Tenant.objects.filter(slug=text).first()
-            if tenant is None:
-                candidates = TenantHost.objects.select_related("tenant").filter(
-                    host=tenant_primary_host(text)
-                )
-                tenant = candidates[0].tenant if candidates else None
+            tenant = Tenant.objects.filter(slug=host).first() or _tenant_for_verified_email_domain(host)
     if tenant is None or not tenant.is_active or tenant.is_platform:
         return None
     return tenant
@@ -145,3 +147,185 @@ def group_member_ids(*, tenant: Tenant, group: Group) -> set[int]:
 
 def event_list(*, tenant: Tenant) -> QuerySet[Event]:
     return Event.objects.filter(tenant=tenant)
+
+
+# ----------------------------------------------------------------------------------- manager console
+
+
+@dataclass(frozen=True)
+class DirectoryCounts:
+    users_active: int
+    users_inactive: int
+    groups: int
+    memberships: int
+
+
+@dataclass(frozen=True)
+class ActivityBucket:
+    start: datetime
+    success: int
+    failure: int
+
+    @property
+    def total(self) -> int:
+        return self.success + self.failure
+
+
+@dataclass(frozen=True)
+class ProvisioningContact:
+    when: datetime
+    via: str
+
+
+@dataclass(frozen=True)
+class FailureSummary:
+    total: int
+    by_scim_type: list[tuple[str, int]]
+    top_details: list[str]
+
+
+PROVISIONING_LOOKBACK = timedelta(days=30)
+
+
+def directory_counts(*, tenant: Tenant) -> DirectoryCounts:
+    """What the dashboard headlines, in three aggregate queries over tenant-leading indexes."""
+    from django.db.models import Count, Q
+
+    users = user_list(tenant=tenant).aggregate(
+        active=Count("id", filter=Q(is_active=True)), inactive=Count("id", filter=Q(is_active=False))
+    )
+    return DirectoryCounts(
+        users_active=users["active"],
+        users_inactive=users["inactive"],
+        groups=group_list(tenant=tenant).count(),
+        memberships=Membership.objects.filter(tenant=tenant).count(),
+    )
+
+
+def provisioning_requests(*, tenant: Tenant) -> QuerySet[Event]:
+    """Events caused by a SCIM credential: every change Entra made and every request it got wrong.
+    Requests that changed nothing are not logged, so this counts the requests that mattered."""
+    return event_list(tenant=tenant).filter(actor_type=Event.ActorType.CREDENTIAL)
+
+
+def provisioning_activity(*, tenant: Tenant, since: datetime, unit: str) -> list[ActivityBucket]:
+    """Provisioning requests per hour or per day since `since`, oldest first, with empty buckets
+    kept so a quiet hour shows as a gap rather than vanishing from the chart."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncDay, TruncHour
+    from django.utils import timezone
+
+    if unit not in ("hour", "day"):
+        raise ValueError("unit is 'hour' or 'day'")
+    trunc = TruncHour if unit == "hour" else TruncDay
+    rows = (
+        provisioning_requests(tenant=tenant)
+        .filter(created__gte=since)
+        .annotate(bucket=trunc("created"))
+        .values("bucket", "result")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[tuple[datetime, str], int] = {}
+    for row in rows:
+        counts[(row["bucket"], row["result"])] = row["n"]
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    start = timezone.localtime(since).replace(minute=0, second=0, microsecond=0)
+    if unit == "day":
+        start = start.replace(hour=0)
+    buckets = []
+    now = timezone.now()
+    while start <= now:
+        buckets.append(
+            ActivityBucket(
+                start=start,
+                success=counts.get((start, Event.Result.SUCCESS), 0),
+                failure=counts.get((start, Event.Result.FAILURE), 0),
+            )
+        )
+        start += step
+    return buckets
+
+
+def last_provisioning_request(*, tenant: Tenant) -> ProvisioningContact | None:
+    """When Entra last reached this tenant: the newest event written by a credential (within the
+    last 30 days, so the scan stays bounded), or a credential's `last_used`, which the SCIM auth
+    layer refreshes even for requests that change nothing."""
+    from django.utils import timezone
+
+    from oauth.models import Application, SecretToken
+
+    candidates: list[ProvisioningContact] = []
+    event = (
+        provisioning_requests(tenant=tenant)
+        .filter(created__gte=timezone.now() - PROVISIONING_LOOKBACK)
+        .order_by("-created")
+        .values("created", "actor_label")
+        .first()
+    )
+    if event is not None:
+        candidates.append(ProvisioningContact(when=event["created"], via=event["actor_label"]))
+    token = (
+        SecretToken.objects.filter(tenant=tenant, last_used__isnull=False)
+        .order_by("-last_used")
+        .values("last_used", "name", "prefix")
+        .first()
+    )
+    if token is not None:
+        label = f"secret token {token['name']} ({token['prefix']}…)"
+        candidates.append(ProvisioningContact(when=token["last_used"], via=label))
+    application = (
+        Application.objects.filter(tenant=tenant, last_used__isnull=False)
+        .order_by("-last_used")
+        .values("last_used", "name")
+        .first()
+    )
+    if application is not None:
+        label = f"OAuth application {application['name']}"
+        candidates.append(ProvisioningContact(when=application["last_used"], via=label))
+    return max(candidates, key=lambda c: c.when, default=None)
+
+
+def provisioning_failures(*, tenant: Tenant, since: datetime, sample: int = 200) -> FailureSummary:
+    """Failed provisioning requests since `since` by scimType, with the details of the most common
+    type (a bounded sample) so the console can say which attribute keeps failing."""
+    from django.db.models import Count
+
+    failures = provisioning_requests(tenant=tenant).filter(created__gte=since, result=Event.Result.FAILURE)
+    by_type = [
+        (row["scim_type"], row["n"])
+        for row in failures.values("scim_type").annotate(n=Count("id")).order_by("-n", "scim_type")
+    ]
+    total = sum(n for _, n in by_type)
+    details: list[str] = []
+    if by_type:
+        details = list(
+            failures.filter(scim_type=by_type[0][0])
+            .order_by("-created")
+            .values_list("detail", flat=True)[:sample]
+        )
+    return FailureSummary(total=total, by_scim_type=by_type, top_details=details)
+
+
+def user_department_values(*, tenant: Tenant, limit: int = 100) -> list[str]:
+    """Distinct departments, read from the (tenant, department) index."""
+    return list(
+        user_list(tenant=tenant)
+        .exclude(department="")
+        .order_by("department")
+        .values_list("department", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def user_groups(*, tenant: Tenant, user: User) -> QuerySet[Group]:
+    return group_list(tenant=tenant).filter(memberships__user=user, memberships__tenant=tenant)
+
+
+def resource_events(*, tenant: Tenant, resource_id: str) -> QuerySet[Event]:
+    """A user's or group's history, newest first, on the (tenant, resource_id) index."""
+    return event_list(tenant=tenant).filter(resource_id=resource_id).order_by("-created", "-id")
+
+
+def users_by_pks(*, tenant: Tenant, pks: Iterable[object]) -> QuerySet[User]:
+    return user_list(tenant=tenant).filter(pk__in=list(pks))

@@ -12,10 +12,14 @@ from directory import selectors
 
 
 def normalise_host(raw_host: str) -> str:
-    host = raw_host.strip().lower().rstrip(".")
+    """The Host header as stored hosts are written: lower-case, no port, no trailing dot (the port
+    goes first, so `contoso.example.:8000` is `contoso.example` too)."""
+    host = raw_host.strip().lower()
     if host.startswith("["):
         return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return host.rstrip(".")
 
 
 class TenantMiddleware:
