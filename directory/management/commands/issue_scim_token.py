@@ -23,6 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             tenant = selectors.tenant_get(slug=options["tenant"])
+            if not tenant.is_active:
+                raise CommandError(f"Tenant {tenant.slug} is inactive; its tokens would not work.")
             _token, raw = secret_token_issue(
                 tenant=tenant,
                 actor=services.Actor.system("manage.py issue_scim_token"),

@@ -37,6 +37,8 @@ class Command(BaseCommand):
             tenant = services.tenant_create(
                 actor=actor, slug=slug, name=options["name"], email_domains=[f"{slug}.example"]
             )
+        else:
+            tenant = services.tenant_reactivate(tenant=tenant, actor=actor)
         password = os.environ.get("DEMO_MANAGER_PASSWORD") or secrets.token_urlsafe(12)
         manager = (
             selectors.user_list(tenant=tenant).filter(username__lower=options["username"].lower()).first()
@@ -52,6 +54,10 @@ class Command(BaseCommand):
                 password=password,
             )
         else:
+            # Printed credentials must work: undo a deactivation or demotion since the last run.
+            manager = services.user_update(
+                tenant=tenant, actor=actor, user=manager, fields={"is_active": True}, role=User.Role.MANAGER
+            )
             manager = services.user_set_password(tenant=tenant, actor=actor, user=manager, password=password)
         for old in SecretToken.objects.filter(tenant=tenant, name=DEMO_TOKEN_NAME, revoked__isnull=True):
             secret_token_revoke(tenant=tenant, actor=actor, token=old)
