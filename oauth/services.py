@@ -423,12 +423,25 @@ def token_issued(
     )
 
 
+def token_family_is_live(token_family: object) -> bool:
+    return (
+        bool(token_family)
+        and RefreshToken.objects.filter(token_family=token_family, revoked__isnull=True).exists()
+    )
+
+
 @transaction.atomic
-def token_family_compromised(*, token_family: object, reason: str) -> None:
+def token_family_compromised(*, token_family: object, reason: str, was_live: bool | None = None) -> None:
     """A used authorization code or an already-rotated refresh token came back: whoever holds the
-    family's tokens may not be the client, so all of them go (RFC 6749 §4.1.2, RFC 9700 §4.14)."""
+    family's tokens may not be the client, so all of them go (RFC 6749 §4.1.2, RFC 9700 §4.14).
+
+    Logged once, when live tokens were actually revoked; a client retrying with tokens that are
+    already dead adds no rows. `was_live` is for callers that revoked the family already (DOT's
+    refresh-token reuse protection runs before we hear of it)."""
     if not token_family:
         return
+    if was_live is None:
+        was_live = token_family_is_live(token_family)
     rows = list(
         RefreshToken.objects.filter(token_family=token_family)
         .select_related("user", "user__tenant", "application")
@@ -439,7 +452,7 @@ def token_family_compromised(*, token_family: object, reason: str) -> None:
     Consent.objects.filter(token_family=token_family, revoked__isnull=True).update(
         revoked=now, revoked_reason=reason
     )
-    if rows and rows[0].user is not None and not rows[0].user.tenant.is_platform:
+    if was_live and rows and rows[0].user is not None and not rows[0].user.tenant.is_platform:
         application = rows[0].application
         event_record(
             tenant=rows[0].user.tenant,

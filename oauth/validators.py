@@ -322,11 +322,13 @@ class TenantOAuth2Validator(OAuth2Validator):
             .values("revoked", "token_family")
             .first()
         )
+        family = presented["token_family"] if presented is not None else None
+        family_was_live = presented is not None and services.token_family_is_live(family)
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
-            if presented is not None and presented["revoked"] is not None and presented["token_family"]:
+            if presented is not None and presented["revoked"] is not None and family:
                 # DOT has just revoked the family (REFRESH_TOKEN_REUSE_PROTECTION); record why.
                 services.token_family_compromised(
-                    token_family=presented["token_family"], reason="refresh token reused"
+                    token_family=family, reason="refresh token reused", was_live=family_was_live
                 )
             return False
         user = request.user

@@ -16,6 +16,7 @@ import hashlib
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -108,7 +109,13 @@ class GoToDomainView(View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         form = GoToDomainForm(initial={"next": request.GET.get("next", "")})
-        return _render(request, self.template_name, {"form": form})
+        return self._page(request, form)
+
+    def _page(
+        self, request: HttpRequest, form: GoToDomainForm, error: str = "", status: int = 200
+    ) -> HttpResponse:
+        context = {"form": form, "error": error, "base_domain": settings.SECURELOGIN_BASE_DOMAIN}
+        return _render(request, self.template_name, context, status=status)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = GoToDomainForm(request.POST)
@@ -121,7 +128,7 @@ class GoToDomainView(View):
         if location is None:
             GO_TO_DOMAIN_FAILURES.record(address)
             form = GoToDomainForm(initial={"next": request.POST.get("next", "")})
-            return _render(request, self.template_name, {"form": form, "error": GENERIC_DOMAIN_ERROR})
+            return self._page(request, form, GENERIC_DOMAIN_ERROR)
         return HttpResponseRedirect(location)
 
     @staticmethod
