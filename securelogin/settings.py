@@ -187,6 +187,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_LOCKOUT_CALLABLE = "oauth.views.lockout_response"
 AXES_USERNAME_CALLABLE = "directory.backends.axes_username"
+# axes' own admin lists every tenant's sign-in attempts (usernames, addresses) to every manager;
+# its rows carry no tenant to scope by, so it stays out of the admin.
+AXES_ENABLE_ADMIN = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -111,3 +111,15 @@ def test_a_tenant_session_is_not_usable_on_the_root_host(manager_client, other_t
 
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/admin/login/")
+
+
+def test_a_manager_sees_no_sign_in_attempts_of_other_tenants(manager_client, other_tenant, other_manager):
+    fabrikam = host_client(other_tenant)
+    fabrikam.post(LOGIN, {"username": other_manager.username, "password": "wrong"})
+
+    index = manager_client.get("/admin/")
+
+    assert index.status_code == 200
+    assert b"/admin/axes/" not in index.content
+    assert manager_client.get("/admin/axes/accessattempt/").status_code == 404
+    assert b"fabrikam" not in manager_client.get("/admin/").content
