@@ -660,6 +660,35 @@ def user_reactivate(*, tenant: Tenant, actor: Actor, user: User) -> User:
 
 
 @transaction.atomic
+def user_set_operator(*, tenant: Tenant, actor: Actor, user: User, is_operator: bool) -> User:
+    """Grant or revoke platform operator rights (`is_superuser`). Only users of the platform tenant
+    can hold them: on the root host operators see every tenant, which no customer's user may."""
+    if not tenant.is_platform:
+        raise InvalidValue(
+            "Only users of the platform tenant can be platform operators.", field="is_superuser"
+        )
+    locked = _lock_user(tenant, user)
+    if locked.role == User.Role.SERVICE:
+        raise ProtectedResource("The provisioning service principal cannot be changed.")
+    if locked.is_superuser == is_operator:
+        return locked
+    locked.is_superuser = is_operator
+    locked.version = F("version") + 1
+    locked.save(update_fields=["is_superuser", "version", "last_modified"])
+    locked.refresh_from_db(fields=["version", "last_modified"])
+    event_record(
+        tenant=tenant,
+        actor=actor,
+        action="user.operator_grant" if is_operator else "user.operator_revoke",
+        resource_type="User",
+        resource_id=str(locked.scim_id),
+        resource_label=locked.username,
+        changes={"is_superuser": [not is_operator, is_operator]},
+    )
+    return locked
+
+
+@transaction.atomic
 def user_set_password(*, tenant: Tenant, actor: Actor, user: User, password: str) -> User:
     """The event records that a password was set, never the password or its hash."""
     if not password:

@@ -256,3 +256,28 @@ def test_seed_demo_repairs_a_deactivated_tenant_and_demoted_manager(other_tenant
     assert contoso.is_active
     assert manager.is_active and manager.role == User.Role.MANAGER
     assert other_tenant.is_active
+
+
+def test_create_manager_operator_administers_every_tenant_from_the_root_host(
+    tenant, other_tenant, platform_tenant, manager, other_manager, client
+):
+    out = run("create_manager", "--tenant=platform", "--username=ops", "--password=ops-Pass-77", "--operator")
+
+    assert out == "Created platform operator ops of tenant platform\n"
+    response = client.post(
+        "/admin/login/",
+        {"username": "ops", "password": "ops-Pass-77", "next": "/admin/"},
+        HTTP_HOST="testserver",
+    )
+    assert response.status_code == 302
+    users_page = client.get("/admin/directory/user/", HTTP_HOST="testserver")
+    assert users_page.status_code == 200
+    assert b"manager@contoso.com" in users_page.content and b"manager@fabrikam.com" in users_page.content
+
+
+def test_create_manager_operator_is_refused_for_a_customer_tenant(tenant, other_tenant):
+    with pytest.raises(CommandError, match="platform tenant"):
+        run("create_manager", "--tenant=contoso", "--username=boss", "--operator")
+
+    assert not User.objects.filter(username="boss").exists()
+    assert not User.objects.filter(is_superuser=True).exists()

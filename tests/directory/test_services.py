@@ -1121,3 +1121,33 @@ def test_a_failure_after_the_first_write_leaves_nothing_half_written(
     assert Tenant.objects.get(pk=tenant.pk).is_active
     assert Tenant.objects.get(pk=other_tenant.pk).is_active
     assert not TenantEmailDomain.objects.filter(domain__startswith="northwind").exists()
+
+
+# ---------------------------------------------------------------------------------------- operators
+
+
+def test_user_set_operator_only_on_the_platform_tenant(
+    platform_tenant, tenant, other_tenant, system_actor, manager
+):
+    operator = services.user_create(
+        tenant=platform_tenant, actor=system_actor, username="ops", role=User.Role.MANAGER
+    )
+
+    granted = services.user_set_operator(
+        tenant=platform_tenant, actor=system_actor, user=operator, is_operator=True
+    )
+    services.user_set_operator(tenant=platform_tenant, actor=system_actor, user=operator, is_operator=True)
+
+    assert granted.is_superuser and granted.version == 2
+    assert event_actions(platform_tenant) == ["user.create", "user.operator_grant"]
+    assert last_event(platform_tenant).changes == {"is_superuser": [False, True]}
+    with pytest.raises(InvalidValue):
+        services.user_set_operator(tenant=tenant, actor=system_actor, user=manager, is_operator=True)
+    with pytest.raises(TenantMismatch):
+        services.user_set_operator(tenant=platform_tenant, actor=system_actor, user=manager, is_operator=True)
+    assert not User.objects.get(pk=manager.pk).is_superuser
+    assert not User.objects.filter(tenant=other_tenant, is_superuser=True).exists()
+
+    services.user_set_operator(tenant=platform_tenant, actor=system_actor, user=operator, is_operator=False)
+    assert not User.objects.get(pk=operator.pk).is_superuser
+    assert last_event(platform_tenant).action == "user.operator_revoke"
