@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from directory import selectors, services
 from directory.models import Event, Tenant, TenantEmailDomain, TenantHost, User
@@ -214,6 +215,12 @@ def test_seed_demo_is_idempotent_and_prints_working_credentials(other_tenant, mo
     assert earlier.revoked is not None and not earlier.is_valid()
     assert two["SCIM token"] not in everything_stored_about_tokens()
     assert not SecretToken.objects.filter(tenant=other_tenant).exists()
+
+    scim_user = f"/scim/v2/Users/{managers[0].scim_id}"
+    scim = Client(HTTP_HOST="contoso.testserver")
+    read = scim.get(scim_user, HTTP_AUTHORIZATION=f"Bearer {two['SCIM token']}")
+    assert read.status_code == 200 and read.json()["userName"] == "manager"
+    assert scim.get(scim_user, HTTP_AUTHORIZATION=f"Bearer {one['SCIM token']}").status_code == 401
     assert list(Event.objects.filter(tenant=other_tenant).values_list("action", flat=True)) == [
         "tenant.create"
     ]
