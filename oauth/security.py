@@ -20,12 +20,14 @@ CONTENT_SECURITY_POLICY = (
 def harden_response(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """RFC 9700 §4.16 / RFC 6749 §10.13: these pages must never render in a frame. They also hold
     one-time state (CSRF tokens, the authorization request), so they are not cached, and they send
-    no Referer that could carry the authorization request's query onwards. No script runs on them;
+    no Referer to other origins that could carry the authorization request's query onwards
+    (same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts and
+    Django's CSRF origin check rightly refuses them). No script runs on them;
     the one inline style (the tenant colour) carries a per-response nonce."""
     nonce = getattr(request, "csp_nonce", None) or secrets.token_urlsafe(16)
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.format(nonce=nonce)
     response["X-Frame-Options"] = "DENY"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = "no-store"
     return response
 
