@@ -8,6 +8,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
 from directory.models import User
+from directory.selectors import lowered
 
 
 class TenantModelBackend(ModelBackend):
@@ -26,7 +27,7 @@ class TenantModelBackend(ModelBackend):
             return None
         user = (
             User.objects.select_related("tenant")
-            .filter(tenant=tenant, username__lower=username.lower())
+            .filter(tenant=tenant, username__lower=lowered(username))
             .exclude(role=User.Role.SERVICE)
             .first()
         )

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Lower
 
 from directory.exceptions import NotFound, ReferenceNotFound
 from directory.models import Event, Group, Membership, Tenant, TenantEmailDomain, TenantHost, User
@@ -75,6 +76,18 @@ def tenant_for_domain_input(*, value: str) -> Tenant | None:
     if tenant is None or not tenant.is_active or tenant.is_platform:
         return None
     return tenant
+
+
+def lowered(value: str) -> Lower:
+    """The right-hand side for `field__lower=`: LOWER() applied by the database, exactly as the
+    case-insensitive unique indexes apply it. Python's str.lower() also folds non-ASCII letters,
+    which SQLite's LOWER() leaves alone, so `LOWER(username) = 'ärne'` would miss `Ärne` there."""
+    return Lower(Value(value))
+
+
+def user_by_username(*, tenant: Tenant, username: str) -> User | None:
+    """The directory user whose userName matches case-insensitively, as the unique constraint does."""
+    return user_list(tenant=tenant).filter(username__lower=lowered(username)).first()
 
 
 def user_list(*, tenant: Tenant) -> QuerySet[User]:

@@ -38,6 +38,7 @@ from directory.models import (
     UserEmail,
     UserPhoneNumber,
 )
+from directory.selectors import lowered
 
 USER_SCALAR_FIELDS = frozenset(
     {
@@ -499,7 +500,7 @@ def _uniqueness_error(tenant: Tenant, user: User | None, values: Mapping[str, An
     if user is not None and user.pk is not None:
         others = others.exclude(pk=user.pk)
     username = values.get("username")
-    if username and others.filter(username__lower=username.lower()).exists():
+    if username and others.filter(username__lower=lowered(username)).exists():
         return UniquenessConflict(USERNAME_TAKEN.format(value=username), field="username")
     external_id = values.get("external_id")
     if external_id and others.filter(external_id=external_id).exists():
@@ -760,7 +761,7 @@ def _group_uniqueness_error(
     if group is not None and group.pk is not None:
         others = others.exclude(pk=group.pk)
     name = values.get("display_name")
-    if name and others.filter(display_name__lower=name.lower()).exists():
+    if name and others.filter(display_name__lower=lowered(name)).exists():
         return UniquenessConflict(DISPLAY_NAME_TAKEN.format(value=name), field="display_name")
     external_id = values.get("external_id")
     if external_id and others.filter(external_id=external_id).exists():

@@ -178,3 +178,34 @@ def test_axes_username_is_qualified_by_tenant(tenant, other_tenant):
     assert axes_username(request_on(tenant), {"username": "Alice"}) == "contoso:alice"
     assert axes_username(request_on(other_tenant), {"username": "Alice"}) == "fabrikam:alice"
     assert axes_username(request_on(None), {"username": "Alice"}) == "-:alice"
+
+
+def test_non_ascii_usernames_sign_in_as_stored(tenant, other_tenant, system_actor):
+    """SQLite's LOWER() folds ASCII only; comparing LOWER(column) to Python's str.lower() would miss
+    `Ärne` there, so the backend lowers both sides in the database."""
+    arne = services.user_create(
+        tenant=tenant, actor=system_actor, username="Ärne@Example.com", password="a-Pass-1"
+    )
+    services.user_create(
+        tenant=other_tenant, actor=system_actor, username="Ärne@Example.com", password="b-Pass-2"
+    )
+
+    assert TenantModelBackend().authenticate(request_on(tenant), "Ärne@Example.com", "a-Pass-1") == arne
+    assert TenantModelBackend().authenticate(request_on(tenant), "Ärne@example.COM", "a-Pass-1") == arne
+    assert TenantModelBackend().authenticate(request_on(tenant), "Ärne@Example.com", "b-Pass-2") is None
+
+
+@pytest.mark.postgres_only
+def test_non_ascii_usernames_match_case_insensitively_on_postgresql(tenant, other_tenant, system_actor):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's LOWER() folds ASCII letters only, so `ärne` and `Ärne` differ there.")
+    arne = services.user_create(
+        tenant=tenant, actor=system_actor, username="Ärne@Example.com", password="a-Pass-1"
+    )
+    services.user_create(
+        tenant=other_tenant, actor=system_actor, username="ärne@example.com", password="b-Pass-2"
+    )
+
+    assert TenantModelBackend().authenticate(request_on(tenant), "ärne@example.com", "a-Pass-1") == arne

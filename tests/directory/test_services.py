@@ -1151,3 +1151,19 @@ def test_user_set_operator_only_on_the_platform_tenant(
     services.user_set_operator(tenant=platform_tenant, actor=system_actor, user=operator, is_operator=False)
     assert not User.objects.get(pk=operator.pk).is_superuser
     assert last_event(platform_tenant).action == "user.operator_revoke"
+
+
+def test_conflicts_on_non_ascii_names_get_the_specific_message(tenant, other_tenant, system_actor):
+    services.user_create(tenant=tenant, actor=system_actor, username="Ärne")
+    services.group_create(tenant=tenant, actor=system_actor, display_name="Økonomi")
+
+    with pytest.raises(UniquenessConflict) as user_conflict:
+        services.user_create(tenant=tenant, actor=system_actor, username="Ärne")
+    with pytest.raises(UniquenessConflict) as group_conflict:
+        services.group_create(tenant=tenant, actor=system_actor, display_name="Økonomi")
+
+    assert user_conflict.value.message == services.USERNAME_TAKEN.format(value="Ärne")
+    assert group_conflict.value.message == services.DISPLAY_NAME_TAKEN.format(value="Økonomi")
+    assert (
+        services.user_create(tenant=other_tenant, actor=system_actor, username="Ärne").tenant == other_tenant
+    )

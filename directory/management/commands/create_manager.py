@@ -32,9 +32,7 @@ class Command(BaseCommand):
         password = options["password"] or secrets.token_urlsafe(12)
         try:
             tenant = selectors.tenant_get(slug=options["tenant"])
-            existing = (
-                selectors.user_list(tenant=tenant).filter(username__lower=options["username"].lower()).first()
-            )
+            existing = selectors.user_by_username(tenant=tenant, username=options["username"])
             if existing is None:
                 user = services.user_create(
                     tenant=tenant,

@@ -40,9 +40,7 @@ class Command(BaseCommand):
         else:
             tenant = services.tenant_reactivate(tenant=tenant, actor=actor)
         password = os.environ.get("DEMO_MANAGER_PASSWORD") or secrets.token_urlsafe(12)
-        manager = (
-            selectors.user_list(tenant=tenant).filter(username__lower=options["username"].lower()).first()
-        )
+        manager = selectors.user_by_username(tenant=tenant, username=options["username"])
         if manager is None:
             manager = services.user_create(
                 tenant=tenant,
