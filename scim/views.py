@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, transaction
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -94,13 +95,84 @@ def json_response(status: int, body: dict[str, Any] | None = None, **headers: st
     return response
 
 
+def _refuse_non_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def check_storable_text(value: Any, *, where: str) -> None:
+    """Refuse strings the database cannot store: PostgreSQL text holds no NUL character, and a lone
+    surrogate (`"\\ud800"` in JSON) cannot be encoded at all. Checked once at the edge, so such input
+    is a 400 on every route and database, never a 5xx from deep inside a write (R77). Iterative, so
+    no nesting depth can exhaust the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise errors.InvalidValue(
+                    f"{where} contains a NUL character (\\u0000), which cannot be stored."
+                )
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise errors.InvalidValue(f"{where} contains text that is not valid Unicode.") from None
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def parse_json_body(raw: bytes) -> Any:
+    """Lenient about a UTF-8 byte-order mark, strict about JSON itself: NaN and Infinity are not
+    JSON, and nesting deep enough to exhaust the parser is a syntax error, not a crash."""
     if not raw.strip():
         raise errors.InvalidSyntax("The request body is empty; send a JSON object.")
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_refuse_non_json_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise errors.InvalidSyntax("The request body is nested too deeply to be a SCIM document.") from None
+    check_storable_text(body, where="The request body")
+    return body
+
+
+def loggable(text: str) -> str:
+    """Request-supplied text as the failure log can store it (see check_storable_text)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def read_body(request: HttpRequest) -> bytes:
+    """Bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused by Django before they are read; that is
+    a 413 like the Bulk limits, not the 500 Django's exception would become here."""
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise errors.PayloadTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        ) from None
+
+
+def _text_param(params: dict[str, Any], name: str) -> str:
+    raw = params.get(name)
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise errors.InvalidValue(f"{name} must be a string.")
+    return raw.strip()
+
+
+def _attribute_list_param(params: dict[str, Any], name: str) -> list[str]:
+    """A comma-separated string (query parameter) or an array of strings (SearchRequest body)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str):
+        return parse_attribute_list(raw)
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return [item.strip() for item in raw if item.strip()]
+    raise errors.InvalidValue(f"{name} must be a comma-separated string or an array of attribute names.")
 
 
 def parse_paging(params: dict[str, Any]) -> tuple[int, int]:
@@ -110,6 +182,8 @@ def parse_paging(params: dict[str, Any]) -> tuple[int, int]:
         raw = params.get(name)
         if raw is None or raw == "":
             return default
+        if isinstance(raw, bool) or not isinstance(raw, str | int):
+            raise errors.InvalidValue(f"{name} must be an integer.")
         try:
             return int(str(raw).strip())
         except ValueError:
@@ -360,19 +434,17 @@ class ListQuery:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ListQuery:
         start, count = parse_paging(params)
-        sort_order = str(params.get("sortOrder") or "ascending").strip().lower()
+        sort_order = _text_param(params, "sortOrder").lower() or "ascending"
         if sort_order not in ("ascending", "descending"):
             raise errors.InvalidValue("sortOrder must be 'ascending' or 'descending'.")
-        attributes = params.get("attributes") or ""
-        excluded = params.get("excludedAttributes") or ""
         return cls(
-            filter=str(params.get("filter") or "").strip(),
+            filter=_text_param(params, "filter"),
             start=start,
             count=count,
-            sort_by=str(params.get("sortBy") or "").strip(),
+            sort_by=_text_param(params, "sortBy"),
             descending=sort_order == "descending",
-            attributes=attributes if isinstance(attributes, list) else parse_attribute_list(str(attributes)),
-            excluded=excluded if isinstance(excluded, list) else parse_attribute_list(str(excluded)),
+            attributes=_attribute_list_param(params, "attributes"),
+            excluded=_attribute_list_param(params, "excludedAttributes"),
         )
 
 
@@ -499,13 +571,23 @@ def search_all(ctx: RequestContext, query: ListQuery) -> Result:
     return Result(status=200, body=list_response(total, query.start, resources))
 
 
+SEARCH_PARAMETERS = {
+    name.lower(): name
+    for name in ("filter", "startIndex", "count", "sortBy", "sortOrder", "attributes", "excludedAttributes")
+}
+
+
 def search_request(body: Any) -> ListQuery:
+    """RFC 7644 §3.4.3. Member names are matched case-insensitively like every SCIM attribute name;
+    `schemas` may be left out, but if sent it must name SearchRequest."""
     if not isinstance(body, dict):
         raise errors.InvalidSyntax("A SearchRequest is a JSON object.")
-    schemas = body.get("schemas") or [SEARCH_REQUEST]
-    if SEARCH_REQUEST not in schemas:
-        raise errors.InvalidSyntax(f"A SearchRequest must declare the schema {SEARCH_REQUEST}.")
-    return ListQuery.from_params({k: v for k, v in body.items() if k != "schemas"})
+    schemas = next((v for k, v in body.items() if k.lower() == "schemas"), None)
+    if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
+        raise errors.InvalidSyntax(f"A SearchRequest's schemas must be [{SEARCH_REQUEST!r}].")
+    return ListQuery.from_params(
+        {SEARCH_PARAMETERS[k.lower()]: v for k, v in body.items() if k.lower() in SEARCH_PARAMETERS}
+    )
 
 
 # --------------------------------------------------------------------------------------------- views
@@ -562,12 +644,12 @@ class SCIMEndpoint(SCIMView):
                     action=f"scim.{(request.method or '').lower()}_{self.resource_type.lower() or 'request'}",
                     result=Event.Result.FAILURE,
                     resource_type=self.resource_type,
-                    resource_id=str(kwargs.get("scim_id", ""))[:64],
+                    resource_id=loggable(str(kwargs.get("scim_id", "")))[:64],
                     status=exc.status,
                     scim_type=exc.scim_type,
-                    detail=exc.detail[:2000],
+                    detail=loggable(exc.detail)[:2000],
                     request_method=request.method or "",
-                    request_path=request.path,
+                    request_path=loggable(request.path),
                 )
             except DatabaseError:
                 logger.exception("Could not record the failed SCIM request")
@@ -588,10 +670,12 @@ class SCIMEndpoint(SCIMView):
         )
 
     def body(self, request: HttpRequest) -> Any:
-        return parse_json_body(request.body)
+        return parse_json_body(read_body(request))
 
     def params(self, request: HttpRequest) -> dict[str, Any]:
-        return {k: v for k, v in request.GET.items()}
+        params = {k: v for k, v in request.GET.items()}
+        check_storable_text(params, where="The query string")
+        return params
 
 
 def if_none_match(header: str | None, version: str) -> bool:
@@ -785,11 +869,12 @@ class BulkView(SCIMEndpoint):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         max_size, max_operations = settings.SCIM_BULK_MAX_PAYLOAD_SIZE, settings.SCIM_BULK_MAX_OPERATIONS
-        if len(request.body) > max_size:
+        raw = read_body(request)
+        if len(raw) > max_size:
             raise errors.PayloadTooLarge(
-                f"The bulk request is {len(request.body)} bytes; maxPayloadSize is {max_size}."
+                f"The bulk request is {len(raw)} bytes; maxPayloadSize is {max_size}."
             )
-        body = self.body(request)
+        body = parse_json_body(raw)
         if not isinstance(body, dict) or BULK_REQUEST not in (body.get("schemas") or []):
             raise errors.InvalidSyntax(f"A bulk request is a JSON object with the schema {BULK_REQUEST}.")
         operations = body.get("Operations")
