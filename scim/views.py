@@ -593,6 +593,38 @@ def search_request(body: Any) -> ListQuery:
 # --------------------------------------------------------------------------------------------- views
 
 
+def record_failure(
+    ctx: RequestContext,
+    exc: errors.SCIMError,
+    *,
+    method: str,
+    resource_type: str,
+    resource_id: str,
+    path: str,
+) -> None:
+    """A failed request in the tenant's provisioning log, as Entra's admins need it to see what was
+    refused and why. Written after the request's own changes rolled back (or, in /Bulk, after the
+    operation's savepoint did), inside its own savepoint so a logging failure cannot break the
+    response."""
+    try:
+        with transaction.atomic():
+            services.event_record(
+                tenant=ctx.tenant,
+                actor=ctx.actor,
+                action=f"scim.{method.lower()}_{resource_type.lower() or 'request'}"[:64],
+                result=Event.Result.FAILURE,
+                resource_type=resource_type[:32],
+                resource_id=loggable(resource_id)[:64],
+                status=exc.status,
+                scim_type=exc.scim_type,
+                detail=loggable(exc.detail)[:2000],
+                request_method=method,
+                request_path=loggable(path),
+            )
+    except DatabaseError:
+        logger.exception("Could not record the failed SCIM request")
+
+
 class SCIMEndpoint(SCIMView):
     """Base of every /scim/v2/ view: authenticate, run the handler in one transaction, and turn every
     error into a SCIM error body; failures are logged as Events after the rollback."""
@@ -637,22 +669,14 @@ class SCIMEndpoint(SCIMView):
         if exc.status == 401:
             headers["WWW_Authenticate"] = settings.SCIM_SERVICE_PROVIDER["WWW_AUTHENTICATE_HEADER"]
         if self.context is not None and exc.status != 401:
-            try:
-                services.event_record(
-                    tenant=self.context.tenant,
-                    actor=self.context.actor,
-                    action=f"scim.{(request.method or '').lower()}_{self.resource_type.lower() or 'request'}",
-                    result=Event.Result.FAILURE,
-                    resource_type=self.resource_type,
-                    resource_id=loggable(str(kwargs.get("scim_id", "")))[:64],
-                    status=exc.status,
-                    scim_type=exc.scim_type,
-                    detail=loggable(exc.detail)[:2000],
-                    request_method=request.method or "",
-                    request_path=loggable(request.path),
-                )
-            except DatabaseError:
-                logger.exception("Could not record the failed SCIM request")
+            record_failure(
+                self.context,
+                exc,
+                method=request.method or "",
+                resource_type=self.resource_type,
+                resource_id=str(kwargs.get("scim_id", "")),
+                path=request.path,
+            )
         return json_response(exc.status, exc.to_dict(), **headers)
 
     @property
@@ -845,6 +869,8 @@ def run_bulk_operation(ctx: RequestContext, operation: Any, bulk_ids: dict[str, 
             raise errors.InvalidPath(f"{method} operations target a resource such as /{resource}/{{id}}.")
         target = substitute_bulk_ids(parts[1], bulk_ids)
         version = operation.get("version")
+        if version is not None and not isinstance(version, str):
+            raise errors.InvalidValue('A bulk operation\'s version must be an ETag string such as W/"3".')
         if method == "DELETE":
             result = route(ctx, target, version)
         else:
@@ -852,7 +878,7 @@ def run_bulk_operation(ctx: RequestContext, operation: Any, bulk_ids: dict[str, 
     response: dict[str, Any] = {"method": method, "status": str(result.status)}
     if bulk_id:
         response["bulkId"] = str(bulk_id)
-    location = result.location or (f"{ctx.base_url}/{resource}/{parts[1]}" if len(parts) == 2 else "")
+    location = result.location or (f"{ctx.base_url}/{resource}/{target}" if method != "POST" else "")
     if location:
         response["location"] = location
     if result.version:
@@ -875,7 +901,8 @@ class BulkView(SCIMEndpoint):
                 f"The bulk request is {len(raw)} bytes; maxPayloadSize is {max_size}."
             )
         body = parse_json_body(raw)
-        if not isinstance(body, dict) or BULK_REQUEST not in (body.get("schemas") or []):
+        schemas = body.get("schemas") if isinstance(body, dict) else None
+        if not isinstance(schemas, list) or BULK_REQUEST not in schemas:
             raise errors.InvalidSyntax(f"A bulk request is a JSON object with the schema {BULK_REQUEST}.")
         operations = body.get("Operations")
         if not isinstance(operations, list) or not operations:
@@ -885,7 +912,9 @@ class BulkView(SCIMEndpoint):
                 f"The bulk request has {len(operations)} operations; maxOperations is {max_operations}."
             )
         fail_on_errors = body.get("failOnErrors")
-        if fail_on_errors is not None and (not isinstance(fail_on_errors, int) or fail_on_errors < 1):
+        if fail_on_errors is not None and (
+            isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
+        ):
             raise errors.InvalidValue("failOnErrors must be a positive integer.")
         bulk_ids: dict[str, str] = {}
         results = []
@@ -903,6 +932,16 @@ class BulkView(SCIMEndpoint):
                     if operation.get("bulkId"):
                         entry["bulkId"] = str(operation["bulkId"])
                 results.append(entry)
+                path = str(operation.get("path", "")) if isinstance(operation, dict) else ""
+                parts = [p for p in path.split("/") if p]
+                record_failure(
+                    self.ctx,
+                    error,
+                    method=entry.get("method", "")[:8],
+                    resource_type={"Users": "User", "Groups": "Group"}.get(parts[0] if parts else "", "Bulk"),
+                    resource_id=parts[1] if len(parts) > 1 else "",
+                    path=f"{request.path} {path}"[:512],
+                )
                 if fail_on_errors is not None and failures >= fail_on_errors:
                     break
         return json_response(200, {"schemas": [BULK_RESPONSE], "Operations": results})
