@@ -356,15 +356,11 @@ def group_to_scim(group: Group, *, base_url: str, members: Iterable[User] | None
     _put(doc, "externalId", group.external_id)
     doc["displayName"] = group.display_name
     if members is not None:
-        doc["members"] = [
-            {
-                "value": str(u.scim_id),
-                "$ref": f"{base_url}/Users/{u.scim_id}",
-                "display": u.display_name or u.username,
-                "type": "User",
-            }
-            for u in members
-        ]
+        doc["members"] = []
+        for u in members:
+            member = {"value": str(u.scim_id), "$ref": f"{base_url}/Users/{u.scim_id}", "type": "User"}
+            _put(member, "display", u.display_name)
+            doc["members"].append(member)
     doc["meta"] = {
         "resourceType": "Group",
         "created": scim_datetime(group.created),

@@ -1,0 +1,217 @@
+"""Query budgets: a SCIM request costs a fixed number of queries, whatever the page size or the
+group size (libraries.md §1.3 and §1.8: django-scim2 materialises every row to count and loads
+members one by one; entra-scim.md R61: a group PATCH never reads the member list).
+
+Each budget is asserted twice, on a small and a large case, with the same pinned number, so an N+1
+shows up as a mismatch and any new per-request query shows up as a changed pin. Counts include
+everything the request costs: tenant resolution, bearer authentication and the Event rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.hashers import make_password
+
+from directory import services
+from directory.models import Group, Membership, Tenant, User, UserAddress, UserEmail, UserPhoneNumber
+from tests.scim.conftest import SCIMClient, patch_op
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+# Pinned budgets (see the module docstring). A change here must be explained in the commit.
+USERS_PAGE_QUERIES = 9
+USERS_EMPTY_PAGE_QUERIES = 4
+GROUPS_PAGE_WITH_MEMBERS_QUERIES = 6
+GROUPS_PAGE_WITHOUT_MEMBERS_QUERIES = 5
+GROUP_ADD_MEMBERS_QUERIES = 18
+GROUP_REMOVE_MEMBERS_QUERIES = 18
+
+
+def bulk_users(tenant: Tenant, prefix: str, count: int) -> list[User]:
+    """Test data in bulk (a 500-member group through user_create would take seconds); every user has
+    each kind of multi-valued attribute, so a missing prefetch costs a query per user."""
+    password = make_password(None)
+    users = User.objects.bulk_create(
+        [
+            User(tenant=tenant, username=f"{prefix}{i:04d}@{tenant.slug}.com", display_name=f"{prefix} {i}")
+            for i in range(count)
+        ]
+    )
+    for user in users:
+        user.password = password
+    User.objects.bulk_update(users, ["password"])
+    UserEmail.objects.bulk_create(
+        [UserEmail(tenant=tenant, user=u, type="work", primary=True, value=u.username) for u in users]
+    )
+    UserPhoneNumber.objects.bulk_create(
+        [UserPhoneNumber(tenant=tenant, user=u, type="mobile", value=f"+1 555 {u.pk:07d}") for u in users]
+    )
+    UserAddress.objects.bulk_create(
+        [UserAddress(tenant=tenant, user=u, type="work", locality="Redmond") for u in users]
+    )
+    return users
+
+
+@pytest.fixture
+def directory(tenant: Tenant, other_tenant: Tenant, system_actor: services.Actor) -> dict[str, Any]:
+    """60 contoso users with emails, phones, addresses, a manager and two groups each; 60 groups of
+    three members; and a fabrikam directory of the same shape that must never show up."""
+    shapes: dict[str, Any] = {}
+    for owner in (tenant, other_tenant):
+        users = bulk_users(owner, "user", 60)
+        boss = services.user_create(tenant=owner, actor=system_actor, username=f"boss@{owner.slug}.com")
+        User.objects.filter(pk__in=[u.pk for u in users]).update(manager=boss)
+        groups = [
+            services.group_create(
+                tenant=owner,
+                actor=system_actor,
+                display_name=f"Team {i:02d}",
+                members=[users[i], users[(i + 1) % 60], users[(i + 2) % 60]],
+            )
+            for i in range(60)
+        ]
+        shapes[owner.slug] = {"users": users, "groups": groups}
+    return shapes
+
+
+@pytest.fixture
+def scim(scim: SCIMClient) -> SCIMClient:
+    """The token's first use in a minute also stamps `last_used` (one UPDATE, scim.auth); a first
+    request here takes that out of every count below."""
+    assert scim.get("/Users", count="0").status_code == 200
+    return scim
+
+
+def test_users_page_costs_the_same_for_5_and_50_users(
+    scim: SCIMClient, directory: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    other_ids = {str(u.scim_id) for u in directory["fabrikam"]["users"]}
+    for count in (5, 50):
+        with django_assert_num_queries(USERS_PAGE_QUERIES):
+            response = scim.get("/Users", count=str(count), startIndex="2")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["itemsPerPage"] == count
+        assert body["totalResults"] == 61
+        resources = body["Resources"]
+        assert {r["id"] for r in resources}.isdisjoint(other_ids)
+        assert all(r["emails"] and r["phoneNumbers"] and r["addresses"] for r in resources)
+        assert all(len(r["groups"]) == 3 for r in resources)
+        assert all(r[ENTERPRISE]["manager"]["value"] for r in resources)
+
+
+def test_filtered_users_page_costs_the_same_for_1_and_50_matches(
+    scim: SCIMClient, directory: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(USERS_PAGE_QUERIES):
+        response = scim.get("/Users", filter='emails[type eq "work"].value co "@contoso.com"', count="50")
+    assert response.json()["itemsPerPage"] == 50
+    with django_assert_num_queries(USERS_PAGE_QUERIES):
+        response = scim.get("/Users", filter='userName eq "USER0007@contoso.com"')
+    assert [r["userName"] for r in response.json()["Resources"]] == ["user0007@contoso.com"]
+
+
+def test_a_query_matching_nothing_skips_the_prefetches(
+    scim: SCIMClient, directory: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    """Entra's Test Connection and every create start with a miss (entra-scim.md §2.2, §2.3); the
+    fabrikam user of that name is not a match."""
+    with django_assert_num_queries(USERS_EMPTY_PAGE_QUERIES):
+        response = scim.get("/Users", filter='userName eq "user0007@fabrikam.com"')
+    assert response.status_code == 200
+    assert response.json()["totalResults"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "budget", "with_members"),
+    [
+        ({}, GROUPS_PAGE_WITH_MEMBERS_QUERIES, True),
+        ({"excludedAttributes": "members"}, GROUPS_PAGE_WITHOUT_MEMBERS_QUERIES, False),
+    ],
+)
+def test_groups_page_costs_the_same_for_5_and_50_groups(
+    scim: SCIMClient,
+    directory: dict[str, Any],
+    django_assert_num_queries: Any,
+    params: dict[str, str],
+    budget: int,
+    with_members: bool,
+) -> None:
+    other_ids = {str(g.scim_id) for g in directory["fabrikam"]["groups"]}
+    for count in (5, 50):
+        with django_assert_num_queries(budget):
+            response = scim.get("/Groups", count=str(count), **params)
+        assert response.status_code == 200
+        resources = response.json()["Resources"]
+        assert len(resources) == count
+        assert {r["id"] for r in resources}.isdisjoint(other_ids)
+        if with_members:
+            assert all(len(r["members"]) == 3 for r in resources)
+        else:
+            assert all("members" not in r for r in resources)
+
+
+@pytest.fixture
+def sized_groups(tenant: Tenant, other_tenant: Tenant, system_actor: services.Actor) -> dict[str, Any]:
+    """A contoso group of 10 and one of 500 members, 100 contoso users in neither, and a fabrikam
+    user who must never become a member."""
+    members = bulk_users(tenant, "member", 500)
+    newcomers = bulk_users(tenant, "newcomer", 100)
+    small = services.group_create(
+        tenant=tenant, actor=system_actor, display_name="Small", members=members[:10]
+    )
+    large = services.group_create(tenant=tenant, actor=system_actor, display_name="Large", members=members)
+    stranger = services.user_create(tenant=other_tenant, actor=system_actor, username="stranger@fabrikam.com")
+    return {"small": small, "large": large, "newcomers": newcomers, "stranger": stranger}
+
+
+def member_values(users: list[User]) -> list[dict[str, str]]:
+    return [{"value": str(u.scim_id)} for u in users]
+
+
+@pytest.mark.parametrize("batch", [1, 50])
+def test_adding_members_costs_the_same_for_a_group_of_10_and_of_500(
+    scim: SCIMClient, sized_groups: dict[str, Any], django_assert_num_queries: Any, batch: int
+) -> None:
+    newcomers = sized_groups["newcomers"]
+    for name, offset, size in (("small", 0, 10), ("large", 50, 500)):
+        group: Group = sized_groups[name]
+        joining = newcomers[offset : offset + batch]
+        with django_assert_num_queries(GROUP_ADD_MEMBERS_QUERIES):
+            response = scim.patch(
+                f"/Groups/{group.scim_id}",
+                patch_op({"op": "Add", "path": "members", "value": member_values(joining)}),
+            )
+        assert response.status_code == 204, response.content
+        assert Membership.objects.filter(group=group).count() == size + batch
+
+
+@pytest.mark.parametrize("batch", [1, 50])
+def test_removing_members_costs_the_same_for_a_group_of_10_and_of_500(
+    scim: SCIMClient, sized_groups: dict[str, Any], django_assert_num_queries: Any, batch: int
+) -> None:
+    for name, size in (("small", 10), ("large", 500)):
+        group: Group = sized_groups[name]
+        leaving = [m.user for m in Membership.objects.filter(group=group).select_related("user")[:batch]]
+        with django_assert_num_queries(GROUP_REMOVE_MEMBERS_QUERIES):
+            response = scim.patch(
+                f"/Groups/{group.scim_id}",
+                patch_op({"op": "Remove", "path": "members", "value": member_values(leaving)}),
+            )
+        assert response.status_code == 204, response.content
+        assert Membership.objects.filter(group=group).count() == size - min(batch, size)
+
+
+def test_another_tenants_user_is_refused_and_never_added(
+    scim: SCIMClient, sized_groups: dict[str, Any]
+) -> None:
+    group: Group = sized_groups["large"]
+    response = scim.patch(
+        f"/Groups/{group.scim_id}",
+        patch_op({"op": "Add", "path": "members", "value": member_values([sized_groups["stranger"]])}),
+    )
+    assert response.status_code == 400
+    assert not Membership.objects.filter(user=sized_groups["stranger"]).exists()
+    assert Membership.objects.filter(group=group).count() == 500
