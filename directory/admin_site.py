@@ -281,6 +281,7 @@ class BrandingForm(forms.Form):
         max_length=200, required=False, help_text="Shown on sign-in pages; the tenant name when empty."
     )
     logo_url = forms.URLField(
+        label="Logo URL",
         required=False,
         assume_scheme="https",
         help_text="An https:// image URL, shown above the sign-in form.",

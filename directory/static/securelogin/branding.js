@@ -10,6 +10,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const logoInput = document.getElementById("id_logo_url");
   const colourInput = document.getElementById("id_primary_color");
   const name = frame.querySelector("[data-preview-name]");
+  const brand = frame.querySelector("[data-preview-brand]");
   const mark = frame.querySelector("[data-preview-mark]");
   const logo = frame.querySelector("[data-preview-logo]");
   const fallbackName = frame.dataset.tenantName || name.textContent;
@@ -17,6 +18,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const update = () => {
     const shown = nameInput.value.trim() || fallbackName;
     name.textContent = shown;
+    brand.textContent = shown;
     mark.textContent = shown.charAt(0).toUpperCase();
     if (/^#[0-9a-fA-F]{6}$/.test(colourInput.value)) {
       frame.style.setProperty("--sl-preview-color", colourInput.value);
