@@ -106,17 +106,14 @@ class TenantOAuth2Validator(OAuth2Validator):
         return False
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
-        """client_secret_basic first (RFC 6749 §2.3.1 prefers it), then client_secret_post."""
-        for credentials in (self._basic_credentials(request), self._body_credentials(request)):
-            if credentials is None:
-                continue
+        """client_secret_basic, or else client_secret_post; one method per request (RFC 6749
+        §2.3: a client MUST NOT use more than one), so a failed Basic header is not retried with
+        body parameters that might name another client."""
+        credentials = self._basic_credentials(request) or self._body_credentials(request)
+        if credentials is not None:
             client_id, secret = credentials
             application = self._load_application(client_id, request)
-            if application is None:
-                continue
-            if application.client_type != Application.CLIENT_CONFIDENTIAL and not secret:
-                continue
-            if self._secret_matches(application, secret):
+            if application is not None and self._secret_matches(application, secret):
                 return True
         request.client = None
         return False

@@ -199,3 +199,22 @@ def test_inactive_tenant_gets_no_client_credentials_token(
     Tenant.objects.filter(pk=tenant.pk).update(is_active=False)
     assert client_credentials(contoso_cc).status_code == 401
     assert client_credentials(fabrikam_cc).status_code == 200
+
+
+def test_one_client_authentication_method_per_request(
+    contoso_cc: OAuthClient, fabrikam_cc: OAuthClient
+) -> None:
+    """A failed Basic header is not rescued by body credentials of another client (RFC 6749 §2.3)."""
+    from tests.oauth.support import basic
+
+    response = root_client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "client_credentials",
+            "client_id": fabrikam_cc.client_id,
+            "client_secret": fabrikam_cc.secret,
+        },
+        HTTP_AUTHORIZATION=basic(contoso_cc.client_id, "wrong"),
+    )
+    assert response.status_code == 401
+    assert not AccessToken.objects.exists()
