@@ -121,8 +121,11 @@ class GoToDomainView(View):
         form = GoToDomainForm(request.POST)
         address = client_ip(request)
         if GO_TO_DOMAIN_FAILURES.blocked(address):
-            return _render(
-                request, self.template_name, {"form": form, "error": TOO_MANY_ATTEMPTS}, status=429
+            return self._page(
+                request,
+                GoToDomainForm(initial={"next": request.POST.get("next", "")}),
+                TOO_MANY_ATTEMPTS,
+                status=429,
             )
         location = self._location(request, form) if form.is_valid() else None
         if location is None:
