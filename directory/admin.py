@@ -675,8 +675,10 @@ class UserAdmin(TenantScopedAdmin):
 
     @admin.display(description="last modified", ordering="last_modified")
     def modified(self, obj: User) -> SafeString:
-        stamp = timezone.localtime(obj.last_modified).strftime("%Y-%m-%d %H:%M")
-        return format_html('<span class="sl-nowrap">{}</span>', stamp)
+        stamp = timezone.localtime(obj.last_modified)
+        return format_html(
+            '<span class="sl-nowrap" title="{}">{}</span>', stamp.strftime("%Y-%m-%d %H:%M:%S"), stamp.date()
+        )
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
