@@ -9,6 +9,7 @@ no nulls, `manager` as the complex `{"value", "$ref"}` inside the enterprise ext
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -371,13 +372,20 @@ def group_to_scim(group: Group, *, base_url: str, members: Iterable[User] | None
     return doc
 
 
+VALUE_FILTER = re.compile(r"\[[^\]]*\]")
+
+
 def _split_path(path: str, schema: str) -> tuple[str, str | None]:
-    """`urn:…:User:name.givenName` → ("name", "givenName"); extension attributes keep their URN."""
-    lowered = path.strip().lower()
+    """`urn:…:User:name.givenName` → ("name", "givenName"); extension attributes keep their URN.
+    A value filter is dropped (`emails[type eq "work"].value` → ("emails", "value")): the Postman
+    suite of Microsoft's reference code asks for `attributes=emails[type eq "work"]` and expects the
+    emails, although RFC 7644 §3.4.2.5 has no filters there."""
+    path = VALUE_FILTER.sub("", path).strip()
+    lowered = path.lower()
     for uri in (ENTERPRISE_SCHEMA, schema):
         prefix = uri.lower() + ":"
         if lowered.startswith(prefix):
-            rest = path.strip()[len(prefix) :]
+            rest = path[len(prefix) :]
             if uri == ENTERPRISE_SCHEMA:
                 top, _, sub = rest.partition(".")
                 return ENTERPRISE_SCHEMA, top + (f".{sub}" if sub else "")
@@ -385,7 +393,7 @@ def _split_path(path: str, schema: str) -> tuple[str, str | None]:
             break
     if lowered == ENTERPRISE_SCHEMA.lower():
         return ENTERPRISE_SCHEMA, None
-    top, _, sub = path.strip().partition(".")
+    top, _, sub = path.partition(".")
     return top, sub or None
 
 
@@ -393,62 +401,82 @@ def parse_attribute_list(raw: str | None) -> list[str]:
     return [p.strip() for p in (raw or "").split(",") if p.strip()]
 
 
+def _without(element: Any, name: str) -> Any:
+    if not isinstance(element, dict):
+        return element
+    return {k: v for k, v in element.items() if k.lower() != name}
+
+
+def _only(element: Any, name: str) -> dict[str, Any]:
+    if not isinstance(element, dict):
+        return {}
+    return {k: v for k, v in element.items() if k.lower() == name}
+
+
+def _pruned(value: Any) -> Any:
+    """Drop what projection emptied: `{}` elements, then an empty attribute altogether (R27)."""
+    if isinstance(value, list):
+        value = [e for e in value if e != {}]
+    return None if value in ({}, []) else value
+
+
 def project(
     document: dict[str, Any], *, schema: str, attributes: list[str], excluded: list[str]
 ) -> dict[str, Any]:
-    """RFC 7644 §3.4.2.5 `attributes` / `excludedAttributes`; `id` and `schemas` are always returned."""
+    """RFC 7644 §3.4.2.5 `attributes` / `excludedAttributes`; `id` and `schemas` are always returned.
+    A sub-attribute (`emails.value`, `name.givenName`, `urn:…:enterprise:2.0:User:manager.value`)
+    selects or removes that part of each value; the extension's URN leaves `schemas` when none of
+    the extension is returned."""
     if not attributes and not excluded:
         return document
     keys = {k.lower(): k for k in document}
+    touched: set[str] = set()
     if attributes:
         result: dict[str, Any] = {"schemas": document["schemas"], "id": document.get("id")}
+        whole: set[str] = set()
         for path in attributes:
             top, sub = _split_path(path, schema)
             key = keys.get(top.lower())
-            if key is None:
+            if key is None or key in whole or key in ("schemas", "id"):
                 continue
             value = document[key]
-            if sub is None:
+            if sub is None or not isinstance(value, dict | list):
                 result[key] = value
+                whole.add(key)
                 continue
-            if key == ENTERPRISE_SCHEMA:
-                sub_top = sub.partition(".")[0]
-                inner = {k.lower(): k for k in value}
-                inner_key = inner.get(sub_top.lower())
-                if inner_key is not None:
-                    result.setdefault(key, {})[inner_key] = value[inner_key]
-                continue
+            name = sub.partition(".")[0].lower()
+            touched.add(key)
             if isinstance(value, dict):
-                inner = {k.lower(): k for k in value}
-                if sub.lower() in inner:
-                    result.setdefault(key, {})[inner[sub.lower()]] = value[inner[sub.lower()]]
+                result.setdefault(key, {}).update(_only(value, name))
+            else:
+                picked = result.setdefault(key, [{} for _ in value])
+                for target, element in zip(picked, value, strict=True):
+                    target.update(_only(element, name))
+        for key in whole:
+            touched.discard(key)
+    else:
+        result = dict(document)
+        for path in excluded:
+            top, sub = _split_path(path, schema)
+            key = keys.get(top.lower())
+            if key is None or key in ("id", "schemas") or key not in result:
+                continue
+            if sub is None:
+                del result[key]
+                continue
+            name = sub.partition(".")[0].lower()
+            value = result[key]
+            touched.add(key)
+            if isinstance(value, dict):
+                result[key] = _without(value, name)
             elif isinstance(value, list):
-                picked = []
-                for element in value:
-                    inner = {k.lower(): k for k in element}
-                    if sub.lower() in inner:
-                        picked.append({inner[sub.lower()]: element[inner[sub.lower()]]})
-                if picked:
-                    result[key] = picked
-        if "meta" in document and any(a.strip().lower().startswith("meta") for a in attributes):
-            result["meta"] = document["meta"]
-        return {k: v for k, v in result.items() if v is not None}
-    result = dict(document)
-    for path in excluded:
-        top, sub = _split_path(path, schema)
-        key = keys.get(top.lower())
-        if key is None or key in ("id", "schemas"):
-            continue
-        if sub is None:
-            result.pop(key, None)
-        elif isinstance(result.get(key), dict):
-            inner = dict(result[key])
-            for k in list(inner):
-                if k.lower() == sub.split(".")[0].lower():
-                    inner.pop(k)
-            result[key] = inner
-        elif isinstance(result.get(key), list):
-            result[key] = [{k: v for k, v in e.items() if k.lower() != sub.lower()} for e in result[key]]
+                result[key] = [_without(e, name) for e in value]
+    for key in touched:
+        if key in result:
+            result[key] = _pruned(result[key])
+    result = {k: v for k, v in result.items() if v is not None}
+    if ENTERPRISE_SCHEMA not in result and ENTERPRISE_SCHEMA in result["schemas"]:
+        result["schemas"] = [s for s in result["schemas"] if s != ENTERPRISE_SCHEMA]
     return result
 
 

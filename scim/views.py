@@ -668,6 +668,8 @@ class SCIMEndpoint(SCIMView):
         headers: dict[str, str] = {}
         if exc.status == 401:
             headers["WWW_Authenticate"] = settings.SCIM_SERVICE_PROVIDER["WWW_AUTHENTICATE_HEADER"]
+        if exc.status == 405:
+            headers["Allow"] = ", ".join(self.allowed_methods(kwargs))
         if self.context is not None and exc.status != 401:
             record_failure(
                 self.context,
@@ -678,6 +680,10 @@ class SCIMEndpoint(SCIMView):
                 path=request.path,
             )
         return json_response(exc.status, exc.to_dict(), **headers)
+
+    def allowed_methods(self, kwargs: dict[str, Any]) -> list[str]:
+        """For the `Allow` header a 405 must carry (RFC 9110 §15.5.6)."""
+        return [m.upper() for m in self.http_method_names if hasattr(self, m)]
 
     @property
     def ctx(self) -> RequestContext:
@@ -719,6 +725,9 @@ class ResourceView(SCIMEndpoint):
     replace: Callable[[RequestContext, str, Any, str | None], Result]
     modify: Callable[[RequestContext, str, Any, str | None], Result]
     remove: Callable[[RequestContext, str, str | None], Result]
+
+    def allowed_methods(self, kwargs: dict[str, Any]) -> list[str]:
+        return ["GET", "POST"] if kwargs.get("scim_id") is None else ["GET", "PUT", "PATCH", "DELETE"]
 
     def get(self, request: HttpRequest, scim_id: str | None = None) -> HttpResponse:
         query = ListQuery.from_params(self.params(request))

@@ -82,6 +82,10 @@ def test_c71_every_4xx_is_a_scim_error(scim: SCIMClient, witness: OtherTenantWit
     ]
     for response, status, scim_type in cases:
         assert_scim_error(response, status, scim_type)
+    assert cases[10][0]["Allow"] == "GET, PUT, PATCH, DELETE"
+    assert cases[11][0]["Allow"] == "GET, POST"
+    assert scim.send("DELETE", "/Schemas")["Allow"] == "GET"
+    assert scim.get("/Bulk")["Allow"] == "POST"
     assert scim.get(f"/Groups/{group['id']}").status_code == 200
     witness.assert_untouched()
 

@@ -730,3 +730,34 @@ def test_attributes_and_excluded_attributes_on_users(scim: SCIMClient, witness: 
     assert without["name"] == {"familyName": "Jection"}
     assert without["id"] == user["id"]
     witness.assert_untouched()
+
+
+def test_projection_merges_sub_attributes_and_drops_what_it_empties(
+    scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    user = create_user(
+        scim,
+        "merge@contoso.com",
+        name={"givenName": "Only"},
+        emails=[{"type": "work", "value": "w@contoso.com"}, {"type": "home", "value": "h@contoso.com"}],
+        **{ENTERPRISE: {"department": "Dept"}},
+    )
+    both = scim.get(f"/Users/{user['id']}", attributes="emails.value,emails.type,name").json()
+    assert both["emails"] == [
+        {"value": "w@contoso.com", "type": "work"},
+        {"value": "h@contoso.com", "type": "home"},
+    ]
+    assert both["name"] == {"givenName": "Only"}
+    assert both["schemas"] == [USER]
+    filtered = scim.get(f"/Users/{user['id']}", attributes='emails[type eq "work"]').json()
+    assert {e["value"] for e in filtered["emails"]} == {"w@contoso.com", "h@contoso.com"}
+    meta_only = scim.get(f"/Users/{user['id']}", attributes="meta.lastModified").json()
+    assert set(meta_only) == {"schemas", "id", "meta"} and set(meta_only["meta"]) == {"lastModified"}
+    without = scim.get(
+        f"/Users/{user['id']}", excludedAttributes=f"name.givenName,{ENTERPRISE}:department"
+    ).json()
+    assert "name" not in without
+    assert ENTERPRISE not in without and without["schemas"] == [USER]
+    listed_body = listed(scim.get("/Users", excludedAttributes=ENTERPRISE))
+    assert listed_body["Resources"][0]["schemas"] == [USER]
+    witness.assert_not_in(scim.get("/Users", attributes="userName"))
