@@ -79,6 +79,18 @@ def _multi(name: str, description: str, value_description: str, types: tuple[str
     )
 
 
+def _external_id(resource: str) -> Attribute:
+    """A common attribute (RFC 7643 §3.1) that no schema has to list; it is listed anyway because
+    Entra maps to it by default (mailNickname or objectId → externalId) and the gallery validator
+    fails a mapped attribute it cannot discover in /Schemas (entra-scim.md R63, §6.4)."""
+    return _s(
+        "externalId",
+        f"The provisioning client's identifier for the {resource}, unique per tenant and case-exact.",
+        case_exact=True,
+        uniqueness="server",
+    )
+
+
 USER_ATTRIBUTES: tuple[Attribute, ...] = (
     _s(
         "userName",
@@ -86,6 +98,7 @@ USER_ATTRIBUTES: tuple[Attribute, ...] = (
         required=True,
         uniqueness="server",
     ),
+    _external_id("User"),
     Attribute(
         name="name",
         type="complex",
@@ -199,6 +212,7 @@ GROUP_ATTRIBUTES: tuple[Attribute, ...] = (
         required=True,
         uniqueness="server",
     ),
+    _external_id("Group"),
     Attribute(
         name="members",
         type="complex",

@@ -131,6 +131,7 @@ def test_c05_schemas_list_user_group_enterprise_without_nulls(scim: SCIMClient) 
     user_paths = schema_paths(schemas[USER]["attributes"])
     for path in (
         "username",
+        "externalid",
         "name.givenname",
         "name.familyname",
         "name.formatted",
@@ -159,7 +160,7 @@ def test_c05_schemas_list_user_group_enterprise_without_nulls(scim: SCIMClient) 
     enterprise_paths = schema_paths(schemas[ENTERPRISE]["attributes"])
     assert {"employeenumber", "department", "manager", "manager.value"} <= enterprise_paths
     group_paths = schema_paths(schemas[GROUP]["attributes"])
-    assert {"displayname", "members", "members.value"} <= group_paths
+    assert {"displayname", "externalid", "members", "members.value"} <= group_paths
 
 
 def test_c05_schemas_describe_every_attribute_the_server_returns(
@@ -221,10 +222,9 @@ def test_c05_schemas_describe_every_attribute_the_server_returns(
     schemas = schemas_by_id(scim)
     described = schema_paths(schemas[USER]["attributes"])
     described |= {f"{ENTERPRISE.lower()}.{p}" for p in schema_paths(schemas[ENTERPRISE]["attributes"])}
-    described |= {"externalid"}
     fetched = scim.get(f"/Users/{user['id']}").json()
     assert document_paths(fetched) - described == set()
-    group_described = schema_paths(schemas[GROUP]["attributes"]) | {"externalid"}
+    group_described = schema_paths(schemas[GROUP]["attributes"])
     fetched_group = scim.get(f"/Groups/{group['id']}").json()
     assert document_paths(fetched_group) - group_described == set()
     witness.assert_untouched()
