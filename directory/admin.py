@@ -24,6 +24,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
+from django.core.cache import cache
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
@@ -56,6 +57,8 @@ EXACT_COUNT_LIMIT = 10_000
 USER_HISTORY_LIMIT = 20
 GROUP_MEMBER_PREVIEW = 100
 FILTER_CHOICE_LIMIT = 100
+DEPARTMENT_CHOICES_SECONDS = 300
+SEARCH_EMAIL_HITS = 1000
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -253,8 +256,9 @@ class RoleFilter(admin.SimpleListFilter):
 
 
 class DepartmentFilter(admin.SimpleListFilter):
-    """The tenant's departments, read from the (tenant, department) index. Operators, who see every
-    tenant, filter by tenant instead."""
+    """The tenant's departments. Reading them is a DISTINCT over the (tenant, department) index,
+    about 0.1 s at 100,000 users, so the choices are cached briefly per tenant. Operators, who see
+    every tenant, filter by tenant instead."""
 
     title = "department"
     parameter_name = "department"
@@ -262,7 +266,12 @@ class DepartmentFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
         if is_operator(request):
             return []
-        values = selectors.user_department_values(tenant=request.tenant, limit=FILTER_CHOICE_LIMIT)  # type: ignore[attr-defined]
+        tenant = request.tenant  # type: ignore[attr-defined]
+        values = cache.get_or_set(
+            f"securelogin:console:departments:{tenant.pk}",
+            lambda: selectors.user_department_values(tenant=tenant, limit=FILTER_CHOICE_LIMIT),
+            DEPARTMENT_CHOICES_SECONDS,
+        )
         return [(v, v) for v in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -628,8 +637,10 @@ class UserAdmin(TenantScopedAdmin):
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
         """Exact matches on indexed columns first: LOWER(userName) and LOWER(email) per tenant, and
-        externalId. Only when none hits, prefix matches (LOWER(userName) LIKE 'x%' still uses the
-        index) and names. Email matches go through a subquery, so rows are never duplicated."""
+        externalId. Email hits are resolved to user ids by their own index lookup, so the user query
+        stays an OR of index scans (BitmapOr) instead of a scan with a subquery, and rows are never
+        duplicated. Only when nothing matches exactly: prefixes of userName and email (LIKE 'x%' on
+        the same LOWER indexes) and of the names, which have no index and scan the tenant's rows."""
         queryset = self.scope(request, queryset)
         term = search_term.strip()
         if not term:
@@ -640,23 +651,22 @@ class UserAdmin(TenantScopedAdmin):
             if is_operator(request)
             else UserEmail.objects.filter(tenant=request.tenant)
         )  # type: ignore[attr-defined]
-        exact = queryset.filter(
-            Q(username__lower=lowered)
-            | Q(external_id=term)
-            | Q(pk__in=emails.filter(value__lower=lowered).values("user_id"))
+        email_hits = list(
+            emails.filter(value__lower=lowered).values_list("user_id", flat=True)[:SEARCH_EMAIL_HITS]
         )
+        exact = queryset.filter(Q(username__lower=lowered) | Q(external_id=term) | Q(pk__in=email_hits))
         if exact.exists():
             return exact, False
         prefix = (
             Q(username__lower__startswith=lowered)
             | Q(pk__in=emails.filter(value__lower__startswith=lowered).values("user_id"))
-            | Q(given_name__istartswith=term)
-            | Q(family_name__istartswith=term)
-            | Q(display_name__istartswith=term)
+            | Q(given_name__lower__startswith=lowered)
+            | Q(family_name__lower__startswith=lowered)
+            | Q(display_name__lower__startswith=lowered)
         )
-        words = term.split()
+        words = lowered.split()
         if len(words) == 2:
-            prefix |= Q(given_name__istartswith=words[0], family_name__istartswith=words[1])
+            prefix |= Q(given_name__lower__startswith=words[0], family_name__lower__startswith=words[1])
         return queryset.filter(prefix), False
 
     @admin.display(description="name", ordering=Lower("family_name"))
@@ -798,7 +808,9 @@ class MembershipInline(admin.TabularInline):
     can_delete = True
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        queryset = super().get_queryset(request).select_related("user").order_by(Lower("user__username"))
+        queryset = (
+            super().get_queryset(request).select_related("user", "group").order_by(Lower("user__username"))
+        )
         return queryset if is_operator(request) else queryset.filter(tenant=request.tenant)  # type: ignore[attr-defined]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

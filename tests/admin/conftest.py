@@ -6,11 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from directory import selectors, services
 from directory.models import Event, Group, Tenant, User
 from tests.conftest import PASSWORD, host_client
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """The console caches per-tenant filter choices; primary keys repeat across tests."""
+    cache.clear()
 
 
 @dataclass
