@@ -30,6 +30,7 @@ run: $(VENV)/.installed-run
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --port $(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py ensure_entra_client --base-url http://localhost:$(PORT)
 	$(RUN_ENV) exec $(BIN)/gunicorn -c securelogin/gunicorn.conf.py
 
 test: $(VENV)/.installed-dev
