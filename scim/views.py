@@ -99,14 +99,22 @@ def _refuse_non_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+MAX_JSON_DEPTH = 32
+
+
 def check_storable_text(value: Any, *, where: str) -> None:
-    """Refuse strings the database cannot store: PostgreSQL text holds no NUL character, and a lone
-    surrogate (`"\\ud800"` in JSON) cannot be encoded at all. Checked once at the edge, so such input
-    is a 400 on every route and database, never a 5xx from deep inside a write (R77). Iterative, so
-    no nesting depth can exhaust the stack."""
-    pending = [value]
+    """Refuse input the server cannot handle safely, once, at the edge, so it is a 400 on every
+    route and database and never a 5xx from deep inside a write (R77):
+
+    - strings the database cannot store: PostgreSQL text holds no NUL character, and a lone
+      surrogate (`"\\ud800"` in JSON) cannot be encoded at all;
+    - nesting deeper than any SCIM document (a Bulk operation's PATCH value is about six levels),
+      which would otherwise exhaust the recursion of whatever walks it later.
+
+    Iterative, so no input can exhaust the stack here."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str):
             if "\x00" in item:
                 raise errors.InvalidValue(
@@ -116,11 +124,11 @@ def check_storable_text(value: Any, *, where: str) -> None:
                 item.encode("utf-8")
             except UnicodeEncodeError:
                 raise errors.InvalidValue(f"{where} contains text that is not valid Unicode.") from None
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+        elif isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise errors.InvalidSyntax(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep.")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
 
 
 def parse_json_body(raw: bytes) -> Any:

@@ -169,9 +169,29 @@ def test_nul_characters_are_refused_as_400(
 
 
 def test_deeply_nested_json_is_400(scim: SCIMClient, witness: OtherTenantWitness) -> None:
+    """Too deep for the JSON parser, and (500 levels) parseable but too deep for anything that walks
+    it afterwards, such as bulkId substitution."""
     deep = "[" * 100_000 + "]" * 100_000
     assert_scim_error(scim.post("/Users", deep), 400, "invalidSyntax")
     assert_scim_error(scim.post("/Bulk", deep), 400, "invalidSyntax")
+    nested: Any = "bulkId:a"
+    for _ in range(500):
+        nested = [nested]
+    user = create_user(scim, "deep@contoso.com")
+    operation = {
+        "method": "POST",
+        "path": "/Users",
+        "bulkId": "b",
+        "data": user_body("b@contoso.com", title=nested),
+    }
+    requests = [
+        scim.post("/Bulk", {"schemas": [BULK_REQUEST], "Operations": [operation]}),
+        scim.post("/Users", user_body("deeper@contoso.com", emails=nested)),
+        scim.patch(f"/Users/{user['id']}", patch_op({"op": "add", "value": {"title": nested}})),
+        scim.post("/Users/.search", {"schemas": [SEARCH_REQUEST], "attributes": nested}),
+    ]
+    for response in requests:
+        assert "nested" in assert_scim_error(response, 400, "invalidSyntax")["detail"]
     witness.assert_untouched()
 
 
