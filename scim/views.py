@@ -843,14 +843,17 @@ BULK_ROUTES: dict[tuple[str, str], Callable[..., Result]] = {
 }
 
 
+BULK_ID_PREFIX = "bulkId:"
+
+
 def substitute_bulk_ids(value: Any, bulk_ids: dict[str, str]) -> Any:
-    """Replace `bulkId:<id>` references with the ids created earlier in the same request
-    (RFC 7644 §3.7.2). An unknown reference is an error, not a dangling member."""
-    if isinstance(value, str) and value.startswith("bulkId:"):
-        key = value.removeprefix("bulkId:")
+    """Replace `bulkId:<id>` references with the ids created by other operations of the same
+    request (RFC 7644 §3.7.2). An unknown or failed reference is an error, not a dangling member."""
+    if isinstance(value, str) and value.startswith(BULK_ID_PREFIX):
+        key = value.removeprefix(BULK_ID_PREFIX)
         if key not in bulk_ids:
             raise errors.InvalidValue(
-                f"bulkId {key!r} is not defined by an earlier operation of this request."
+                f"bulkId {key!r} names no resource created by this request: unknown, or its operation failed."
             )
         return bulk_ids[key]
     if isinstance(value, list):
@@ -858,6 +861,50 @@ def substitute_bulk_ids(value: Any, bulk_ids: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: substitute_bulk_ids(v, bulk_ids) for k, v in value.items()}
     return value
+
+
+def bulk_references(operation: Any) -> set[str]:
+    """The bulkIds an operation refers to, in its path or anywhere in its data."""
+    if not isinstance(operation, dict):
+        return set()
+    found: set[str] = set()
+    pending: list[Any] = [operation.get("path"), operation.get("data")]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            for part in item.split("/"):
+                if part.startswith(BULK_ID_PREFIX):
+                    found.add(part.removeprefix(BULK_ID_PREFIX))
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def bulk_order(operations: list[Any]) -> tuple[list[int], list[int]]:
+    """The order to run operations in, and those caught in a reference cycle.
+
+    RFC 7644 §3.7.2 lets an operation refer to a resource that a later POST creates, so an
+    operation waits until every bulkId it names has been created; otherwise request order holds.
+    References to bulkIds no POST defines are left to fail when the operation runs. What can never
+    become ready (a cycle, or a reference to itself) is answered with 409, as the RFC allows."""
+    defined = {
+        str(op["bulkId"]): index
+        for index, op in enumerate(operations)
+        if isinstance(op, dict) and op.get("bulkId") and str(op.get("method", "")).upper() == "POST"
+    }
+    waits_for = [{defined[ref] for ref in bulk_references(op) if ref in defined} for op in operations]
+    order: list[int] = []
+    scheduled: set[int] = set()
+    remaining = list(range(len(operations)))
+    while True:
+        ready = next((i for i in remaining if i not in waits_for[i] and waits_for[i] <= scheduled), None)
+        if ready is None:
+            return order, remaining
+        order.append(ready)
+        scheduled.add(ready)
+        remaining.remove(ready)
 
 
 def run_bulk_operation(ctx: RequestContext, operation: Any, bulk_ids: dict[str, str]) -> dict[str, Any]:
@@ -933,35 +980,50 @@ class BulkView(SCIMEndpoint):
             isinstance(fail_on_errors, bool) or not isinstance(fail_on_errors, int) or fail_on_errors < 1
         ):
             raise errors.InvalidValue("failOnErrors must be a positive integer.")
+        order, cycle = bulk_order(operations)
+        cyclic = set(cycle)
         bulk_ids: dict[str, str] = {}
-        results = []
+        results: dict[int, dict[str, Any]] = {}
         failures = 0
-        for operation in operations:
+        for index in [*order, *cycle]:
+            operation = operations[index]
             try:
+                if index in cyclic:
+                    raise errors.SCIMError(
+                        "This operation's bulkId references form a cycle, so none of them can be created.",
+                        status=409,
+                        scim_type="invalidValue",
+                    )
                 with transaction.atomic():
-                    results.append(run_bulk_operation(self.ctx, operation, bulk_ids))
+                    results[index] = run_bulk_operation(self.ctx, operation, bulk_ids)
             except (errors.SCIMError, DirectoryError) as exc:
                 error = errors.from_domain(exc) if isinstance(exc, DirectoryError) else exc
                 failures += 1
-                entry: dict[str, Any] = {"status": str(error.status), "response": error.to_dict()}
-                if isinstance(operation, dict):
-                    entry["method"] = str(operation.get("method", "")).upper()
-                    if operation.get("bulkId"):
-                        entry["bulkId"] = str(operation["bulkId"])
-                results.append(entry)
-                path = str(operation.get("path", "")) if isinstance(operation, dict) else ""
-                parts = [p for p in path.split("/") if p]
-                record_failure(
-                    self.ctx,
-                    error,
-                    method=entry.get("method", "")[:8],
-                    resource_type={"Users": "User", "Groups": "Group"}.get(parts[0] if parts else "", "Bulk"),
-                    resource_id=parts[1] if len(parts) > 1 else "",
-                    path=f"{request.path} {path}"[:512],
-                )
+                results[index] = self.bulk_failure(request, operation, error)
                 if fail_on_errors is not None and failures >= fail_on_errors:
                     break
-        return json_response(200, {"schemas": [BULK_RESPONSE], "Operations": results})
+        return json_response(
+            200, {"schemas": [BULK_RESPONSE], "Operations": [results[i] for i in sorted(results)]}
+        )
+
+    def bulk_failure(self, request: HttpRequest, operation: Any, error: errors.SCIMError) -> dict[str, Any]:
+        entry: dict[str, Any] = {"status": str(error.status), "response": error.to_dict()}
+        path = ""
+        if isinstance(operation, dict):
+            entry["method"] = str(operation.get("method", "")).upper()
+            if operation.get("bulkId"):
+                entry["bulkId"] = str(operation["bulkId"])
+            path = str(operation.get("path", ""))
+        parts = [p for p in path.split("/") if p]
+        record_failure(
+            self.ctx,
+            error,
+            method=entry.get("method", "")[:8],
+            resource_type={"Users": "User", "Groups": "Group"}.get(parts[0] if parts else "", "Bulk"),
+            resource_id=parts[1] if len(parts) > 1 else "",
+            path=f"{request.path} {path}"[:512],
+        )
+        return entry
 
 
 # ------------------------------------------------------------------------------------------ discovery

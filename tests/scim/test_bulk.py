@@ -13,6 +13,7 @@ from tests.scim.conftest import SCIMClient, patch_op
 from tests.scim.support import (
     BULK_REQUEST,
     BULK_RESPONSE,
+    ENTERPRISE,
     ERROR,
     UNKNOWN_ID,
     OtherTenantWitness,
@@ -278,4 +279,87 @@ def test_bulk_version_is_an_if_match(tenant: Tenant, scim: SCIMClient, witness: 
     assert [r["status"] for r in results] == ["412", "400", "200"]
     assert results[2]["version"] == 'W/"2"'
     assert User.objects.get(scim_id=user["id"]).title == "new"
+    witness.assert_untouched()
+
+
+def test_forward_bulk_id_reference_waits_for_the_later_post(
+    tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    """RFC 7644 §3.7.2: a group may name a user that a later operation of the request creates."""
+    results = run(
+        scim,
+        bulk(
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g",
+                "data": group_body("Forward", members=[{"type": "User", "value": "bulkId:u"}]),
+            },
+            {"method": "POST", "path": "/Users", "bulkId": "u", "data": user_body("later@contoso.com")},
+        ),
+    )
+    assert [(r["bulkId"], r["status"]) for r in results] == [("g", "201"), ("u", "201")]
+    user_id = results[1]["location"].rsplit("/", 1)[1]
+    group = Group.objects.get(tenant=tenant, display_name="Forward")
+    assert [str(m.user.scim_id) for m in Membership.objects.filter(group=group)] == [user_id]
+    witness.assert_untouched()
+
+
+def test_circular_bulk_id_references_are_409_and_create_nothing(
+    tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    results = run(
+        scim,
+        bulk(
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "a",
+                "data": user_body("a@contoso.com", **{f"{ENTERPRISE}:manager": "bulkId:b"}),
+            },
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "b",
+                "data": user_body("b@contoso.com", **{f"{ENTERPRISE}:manager": "bulkId:a"}),
+            },
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "self",
+                "data": group_body("S", members=[{"value": "bulkId:self"}]),
+            },
+            {"method": "POST", "path": "/Users", "bulkId": "c", "data": user_body("c@contoso.com")},
+        ),
+    )
+    assert [(r["bulkId"], r["status"]) for r in results] == [
+        ("a", "409"),
+        ("b", "409"),
+        ("self", "409"),
+        ("c", "201"),
+    ]
+    assert results[0]["response"]["scimType"] == "invalidValue"
+    assert contoso_usernames(tenant) == {"c@contoso.com"}
+    assert not Group.objects.filter(tenant=tenant).exists()
+    witness.assert_untouched()
+
+
+def test_reference_to_a_failed_post_fails_too(
+    tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    results = run(
+        scim,
+        bulk(
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g",
+                "data": group_body("G", members=[{"value": "bulkId:u"}]),
+            },
+            {"method": "POST", "path": "/Users", "bulkId": "u", "data": {"schemas": []}},
+        ),
+    )
+    assert [(r["bulkId"], r["status"]) for r in results] == [("g", "400"), ("u", "400")]
+    assert "bulkId 'u'" in results[0]["response"]["detail"]
+    assert not Group.objects.filter(tenant=tenant).exists()
     witness.assert_untouched()
