@@ -519,15 +519,26 @@ def test_c45_clear_manager_by_empty_replace_and_by_remove(
 
 
 def test_c46_role_with_stringified_json_value(scim: SCIMClient, witness: OtherTenantWitness) -> None:
+    """Without the flag Entra sends the role as JSON text (R55): it is decoded, never stored as text.
+    With AssertiveAppRoleAssignmentsComplex it replaces the whole array of {primary,type,display,value}."""
     user = create_user(scim, "roles@contoso.com")
     stringified = '{"id":"06b07648-ecfe-589f-9d2f-6325724a46ee","value":"Admin","displayName":"Admin"}'
     response = scim.patch(
         f"/Users/{user['id']}", patch_op({"op": "Add", "path": "roles", "value": [{"value": stringified}]})
     )
-    assert response.status_code in (200, 204), response.content
-    roles = scim.get(f"/Users/{user['id']}").json().get("roles", [])
-    assert [r["value"] for r in roles] in ([], ["Admin"])
-    assert "{" not in str([r["value"] for r in roles])
+    assert response.status_code == 200, response.content
+    assert scim.get(f"/Users/{user['id']}").json()["roles"] == [{"value": "Admin", "display": "Admin"}]
+    complex_roles = [
+        {"primary": "True", "type": "WindowsAzureActiveDirectoryRole", "display": "Reader", "value": "Reader"}
+    ]
+    response = scim.patch(
+        f"/Users/{user['id']}", patch_op({"op": "replace", "path": "roles", "value": complex_roles})
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["roles"] == [
+        {"value": "Reader", "display": "Reader", "type": "WindowsAzureActiveDirectoryRole", "primary": True}
+    ]
+    assert user_row(user["id"]).roles == response.json()["roles"]
     witness.assert_untouched()
 
 
