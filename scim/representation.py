@@ -22,6 +22,8 @@ from directory.services import UNSET
 from scim.errors import InvalidSyntax, InvalidValue
 from scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 
+ENTERPRISE_SCHEMA_MISSPELT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"
+
 USER_TOP_LEVEL = {
     "externalId": "external_id",
     "displayName": "display_name",
@@ -181,6 +183,28 @@ def manager_reference(value: object) -> str | None:
     return value.strip() or None
 
 
+ENTERPRISE_URNS = (ENTERPRISE_SCHEMA.lower(), ENTERPRISE_SCHEMA_MISSPELT.lower())
+ENTERPRISE_NAMES = {name.lower() for name in (*ENTERPRISE_FIELDS, "manager")}
+
+
+def _enterprise_extension(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The enterprise attributes of a User document, wherever Entra put them: in the extension
+    object (also under the `...2.0User` misspelling of its URN, entra-scim.md R40), as URN-qualified
+    top-level keys, or, as in Microsoft's own "Example 2", as plain top-level keys. The extension
+    object wins over the other forms, so nothing a correct client sends is overridden."""
+    extension: dict[str, Any] = {}
+    for key, value in data.items():
+        urn, _, name = key.rpartition(":")
+        if urn in ENTERPRISE_URNS and name in ENTERPRISE_NAMES:
+            extension.setdefault(name, value)
+        elif key in ENTERPRISE_NAMES:
+            extension.setdefault(key, value)
+    for urn in ENTERPRISE_URNS:
+        if urn in data:
+            extension.update(_object(data[urn], attribute=ENTERPRISE_SCHEMA))
+    return extension
+
+
 @dataclass
 class UserInput:
     """Service arguments decoded from a User document."""
@@ -214,12 +238,7 @@ def user_from_scim(document: object, *, tenant: Tenant) -> UserInput:
         raw = name.get(scim_name.lower())
         result.fields[model_name] = _string(raw, attribute=f"name.{scim_name}") if raw is not None else ""
 
-    extension: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == ENTERPRISE_SCHEMA.lower():
-            extension.update(_object(value, attribute=ENTERPRISE_SCHEMA))
-        elif key.startswith(ENTERPRISE_SCHEMA.lower() + ":"):
-            extension[key.rsplit(":", 1)[1]] = value
+    extension = _enterprise_extension(data)
     for scim_name, model_name in ENTERPRISE_FIELDS.items():
         raw = extension.get(scim_name.lower())
         result.fields[model_name] = _string(raw, attribute=scim_name) if raw is not None else ""

@@ -132,6 +132,35 @@ def test_c15_example_2_with_nulls_and_misspelt_extension_urn(
     witness.assert_untouched()
 
 
+def test_c15_example_2_enterprise_attributes_wherever_they_are_sent(
+    scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    """Example 2 puts `department` and `manager` at the top level and misspells the extension URN;
+    when they carry values they are kept, and the extension object wins over the loose forms."""
+    boss = create_user(scim, "boss@contoso.com")
+    body = create_user(
+        scim,
+        "loose@contoso.com",
+        schemas=TUT_EXAMPLE_2["schemas"],
+        department="Top level",
+        manager=boss["id"],
+        employeeNumber=42,
+        **{"urn:ietf:params:scim:schemas:extension:enterprise:2.0User": {"costCenter": "CC-1"}},
+    )
+    assert enterprise(body) == {
+        "employeeNumber": "42",
+        "costCenter": "CC-1",
+        "department": "Top level",
+        "manager": {"value": boss["id"], "$ref": f"http://testserver/scim/v2/Users/{boss['id']}"},
+    }
+    assert "department" not in body and "manager" not in body
+    winner = create_user(
+        scim, "winner@contoso.com", department="Loose", **{ENTERPRISE: {"department": "Extension"}}
+    )
+    assert enterprise(winner)["department"] == "Extension"
+    witness.assert_untouched()
+
+
 def test_c16_client_meta_and_empty_roles_are_ignored(scim: SCIMClient, witness: OtherTenantWitness) -> None:
     body = create_user(
         scim,
