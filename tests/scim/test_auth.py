@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, set_token_value
 
@@ -212,3 +213,16 @@ def test_unauthenticated_requests_write_no_events(tenant: Tenant, other_tenant: 
     SCIMClient("slt_wrong").post("/Users", user_body("x@contoso.com"))
     SCIMClient(None).delete(f"/Users/{User.objects.filter(tenant=tenant).first().scim_id}")
     assert Event.objects.count() == before
+
+
+def test_a_session_cookie_is_no_scim_credential(
+    manager_client: Client, scim: SCIMClient, witness: OtherTenantWitness
+) -> None:
+    """libraries.md trap 8: a signed-in manager's session neither replaces nor overrides the bearer
+    token on SCIM routes."""
+    client = manager_client
+    assert_unauthorized(client.get("/scim/v2/Users"))
+    assert_unauthorized(client.get("/scim/v2/Users", HTTP_AUTHORIZATION="Bearer slt_wrong"))
+    response = client.get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {scim.token}")
+    assert response.status_code == 200
+    witness.assert_not_in(response)
