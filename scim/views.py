@@ -397,13 +397,16 @@ def groups_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | N
     current = group_to_scim(group, base_url=ctx.base_url, members=None)
     patched, member_operations = apply_group_patch(current, operations)
     data = group_from_scim({**patched, "members": None})
-    group = services.group_update(
-        tenant=ctx.tenant,
-        actor=ctx.actor,
-        group=group,
-        display_name=data.display_name,
-        external_id=data.external_id,
-    )
+    if (data.display_name, data.external_id) != (group.display_name, group.external_id):
+        # Most group PATCHes only add or remove members (Entra's batches of members): skipping the
+        # no-op update saves its savepoint and second row lock on every one of them.
+        group = services.group_update(
+            tenant=ctx.tenant,
+            actor=ctx.actor,
+            group=group,
+            display_name=data.display_name,
+            external_id=data.external_id,
+        )
     for operation in member_operations:
         if operation.kind == "add":
             users = resolve_members(ctx.tenant, operation.ids)
@@ -1030,10 +1033,21 @@ class BulkView(SCIMEndpoint):
 
 
 class DiscoveryView(SCIMEndpoint):
-    """Discovery documents carry no tenant data, so they need no credential (RFC 7644 §4)."""
+    """Discovery documents carry no tenant data, so they need no credential (RFC 7644 §4).
+
+    RFC 7644 §4: query parameters are ignored here, except that a `filter` SHOULD get a 403, so no
+    client believes the documents it receives matched its filter."""
 
     requires_auth = False
     http_method_names = ["get"]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "GET" and request.GET.get("filter", "").strip():
+            self.context = None
+            return self.failure(
+                request, errors.Forbidden("Discovery endpoints cannot be filtered (RFC 7644 §4)."), kwargs
+            )
+        return super().dispatch(request, *args, **kwargs)
 
 
 class ServiceProviderConfigView(DiscoveryView):

@@ -18,6 +18,7 @@ from tests.scim.support import (
     SHARED_USERNAME,
     USER,
     OtherTenantWitness,
+    assert_scim_error,
     create_group,
     create_user,
     ids_of,
@@ -369,3 +370,12 @@ def test_schema_by_uri_and_unknown_schema(scim: SCIMClient) -> None:
     unknown = scim.get("/Schemas/urn:example:nope")
     assert unknown.status_code == 404
     assert unknown.json()["status"] == "404"
+
+
+def test_discovery_refuses_filters_and_ignores_paging(scim: SCIMClient) -> None:
+    """RFC 7644 §4: paging and sorting parameters are ignored; a filter gets 403 so no client takes
+    the documents for filtered ones."""
+    for path in ("/Schemas", "/ResourceTypes", "/ServiceProviderConfig", f"/Schemas/{USER}"):
+        assert_scim_error(scim.get(path, filter='id eq "x"'), 403)
+    paged = listed(scim.get("/Schemas", startIndex="2", count="1", sortBy="name"))
+    assert paged["totalResults"] == 3 and paged["itemsPerPage"] == 3
