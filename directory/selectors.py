@@ -338,7 +338,3 @@ def user_groups(*, tenant: Tenant, user: User) -> QuerySet[Group]:
 def resource_events(*, tenant: Tenant, resource_id: str) -> QuerySet[Event]:
     """A user's or group's history, newest first, on the (tenant, resource_id) index."""
     return event_list(tenant=tenant).filter(resource_id=resource_id).order_by("-created", "-id")
-
-
-def users_by_pks(*, tenant: Tenant, pks: Iterable[object]) -> QuerySet[User]:
-    return user_list(tenant=tenant).filter(pk__in=list(pks))
