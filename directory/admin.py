@@ -24,6 +24,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelectMultiple
+from django.contrib.auth.models import Group as AuthGroup
 from django.core.cache import cache
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
@@ -209,10 +210,13 @@ class TenantScopedAdmin(ServiceBackedAdmin):
             filters.insert(0, "tenant")
         return filters
 
+    operator_hidden_columns: tuple[str, ...] = ()
+
     def get_list_display(self, request: HttpRequest) -> Any:
         columns = list(super().get_list_display(request))
         if is_operator(request) and self.tenant_field == "tenant":
-            columns.append("tenant")
+            columns = [c for c in columns if c not in self.operator_hidden_columns]
+            columns.insert(1, "tenant")
         return columns
 
     def history_view(
@@ -584,6 +588,7 @@ class UserAdmin(TenantScopedAdmin):
         "modified",
     )
     list_display_links = ("username", "full_name")
+    operator_hidden_columns = ("title", "primary_email")
     list_filter = ("is_active", RoleFilter, DepartmentFilter, GroupFilter)
     search_fields = ("username", "emails__value", "given_name", "family_name", "display_name", "external_id")
     search_help_text = (
@@ -1392,6 +1397,10 @@ class TenantAdmin(ServiceBackedAdmin):
             raise ServiceRejected(exc) from exc
 
 
+# Django's permission groups are one table for every tenant and mean nothing here: directory groups
+# are tenant rows (Group above), and the console's permissions come from roles.
+if admin.site.is_registered(AuthGroup):
+    admin.site.unregister(AuthGroup)
 admin.site.register(Tenant, TenantAdmin)
 admin.site.register(User, UserAdmin)
 admin.site.register(Group, GroupAdmin)

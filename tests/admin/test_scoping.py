@@ -327,3 +327,9 @@ def test_operator_login_does_not_work_on_a_tenant_host(operator: User, ours: Dir
     client = Client(HTTP_HOST="contoso.testserver")
     client.force_login(operator, backend="directory.backends.TenantModelBackend")
     assert client.get(url("directory_user_changelist")).status_code == 302
+
+
+def test_djangos_shared_permission_groups_are_not_in_the_console(
+    manager_client: Client, ours: Directory, theirs: Directory
+) -> None:
+    assert manager_client.get("/admin/auth/group/").status_code == 404
