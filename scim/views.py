@@ -656,6 +656,7 @@ class SCIMEndpoint(SCIMView):
             handler = getattr(self, method, None)
             if method not in self.http_method_names or handler is None:
                 raise errors.MethodNotAllowed(f"{request.method} is not supported on {request.path}.")
+            self.check_request(request)
             if method == "get":
                 return handler(request, *args, **kwargs)
             with transaction.atomic():
@@ -691,6 +692,10 @@ class SCIMEndpoint(SCIMView):
                 path=request.path,
             )
         return json_response(exc.status, exc.to_dict(), **headers)
+
+    def check_request(self, request: HttpRequest) -> None:
+        """A view's own precondition on the request, checked after authentication and the method;
+        overriding this rather than `dispatch` keeps the CSRF exemption and the error mapping."""
 
     def allowed_methods(self, kwargs: dict[str, Any]) -> list[str]:
         """For the `Allow` header a 405 must carry (RFC 9110 §15.5.6)."""
@@ -1041,13 +1046,9 @@ class DiscoveryView(SCIMEndpoint):
     requires_auth = False
     http_method_names = ["get"]
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method == "GET" and request.GET.get("filter", "").strip():
-            self.context = None
-            return self.failure(
-                request, errors.Forbidden("Discovery endpoints cannot be filtered (RFC 7644 §4)."), kwargs
-            )
-        return super().dispatch(request, *args, **kwargs)
+    def check_request(self, request: HttpRequest) -> None:
+        if request.GET.get("filter", "").strip():
+            raise errors.Forbidden("Discovery endpoints cannot be filtered (RFC 7644 §4).")
 
 
 class ServiceProviderConfigView(DiscoveryView):
@@ -1100,8 +1101,11 @@ class SchemasView(DiscoveryView):
 
 
 class NotFoundView(SCIMEndpoint):
-    requires_auth = False
-    http_method_names = ["get", "post", "put", "patch", "delete"]
+    """Any other path under /scim/v2/, whatever the method: a SCIM 404, never Django's HTML page
+    (R76). Exempt from CSRF like every SCIM route, or a POST would get Django's CSRF 403 instead."""
 
+    requires_auth = False
+
+    @method_decorator(csrf_exempt)
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return json_response(404, errors.NotFound(f"No SCIM endpoint at {request.path}.").to_dict())
+        return json_response(404, errors.NotFound(f"No SCIM endpoint at {loggable(request.path)}.").to_dict())

@@ -379,3 +379,29 @@ def test_discovery_refuses_filters_and_ignores_paging(scim: SCIMClient) -> None:
         assert_scim_error(scim.get(path, filter='id eq "x"'), 403)
     paged = listed(scim.get("/Schemas", startIndex="2", count="1", sortBy="name"))
     assert paged["totalResults"] == 3 and paged["itemsPerPage"] == 3
+
+
+def test_no_scim_route_is_subject_to_csrf(scim: SCIMClient, witness: OtherTenantWitness) -> None:
+    """Bearer-authenticated SCIM clients carry no CSRF cookie (R81): every route and method must be
+    answered by the SCIM views themselves, never by Django's CSRF 403 page."""
+    user = create_user(scim, "csrf@contoso.com")
+    client = SCIMClient(scim.token)
+    client.client = Client(enforce_csrf_checks=True)
+    for path in (
+        "/Users",
+        f"/Users/{user['id']}",
+        "/Users/.search",
+        "/Groups",
+        "/Groups/.search",
+        "/.search",
+        "/Bulk",
+        "/Schemas",
+        "/ResourceTypes",
+        "/ServiceProviderConfig",
+        "/Unknown",
+    ):
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            response = client.send(method, path, {"schemas": []})
+            assert response.status_code != 403, (method, path)
+            assert response.status_code == 204 or is_scim_json(response), (method, path, response.content)
+    witness.assert_untouched()

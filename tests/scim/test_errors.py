@@ -9,6 +9,7 @@ import string
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from directory.models import Event, Group, Membership, Tenant, User
 from tests.scim.conftest import SCIMClient, patch_op
@@ -487,6 +488,8 @@ def test_c72_fuzzed_requests_never_get_a_5xx(
     ]
     fuzzer = Fuzzer(FUZZ_SEED, ids)
     statuses: dict[int, int] = {}
+    scim = SCIMClient(scim.token)
+    scim.client = Client(enforce_csrf_checks=True)
     for round_number in range(FUZZ_ROUNDS):
         method, path = fuzzer.endpoint()
         params = fuzzer.params()
