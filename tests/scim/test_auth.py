@@ -92,26 +92,41 @@ def test_secret_token_works_and_acts_as_service_principal(
     witness.assert_untouched()
 
 
-def test_expired_secret_token_is_401(tenant: Tenant, system_actor: services.Actor) -> None:
+def test_expired_secret_token_is_401(
+    tenant: Tenant, system_actor: services.Actor, witness: OtherTenantWitness
+) -> None:
     token, raw = secret_token_issue(tenant=tenant, actor=system_actor, expires_days=30)
-    assert SCIMClient(raw).get("/Users").status_code == 200
+    valid = SCIMClient(raw).get("/Users")
+    assert valid.status_code == 200
+    witness.assert_not_in(valid)
     SecretToken.objects.filter(pk=token.pk).update(expires=timezone.now() - timedelta(seconds=1))
     assert_unauthorized(SCIMClient(raw).get("/Users"))
+    assert_unauthorized(SCIMClient(raw).delete(f"/Users/{witness.user.scim_id}"))
+    witness.assert_untouched()
 
 
 def test_revoked_secret_token_is_401_and_others_keep_working(
-    tenant: Tenant, scim: SCIMClient, system_actor: services.Actor, other_scim: SCIMClient
+    tenant: Tenant,
+    scim: SCIMClient,
+    system_actor: services.Actor,
+    other_scim: SCIMClient,
+    witness: OtherTenantWitness,
 ) -> None:
     token, raw = secret_token_issue(tenant=tenant, actor=system_actor, name="rotating")
     assert SCIMClient(raw).get("/Users").status_code == 200
     secret_token_revoke(tenant=tenant, actor=system_actor, token=token)
     assert_unauthorized(SCIMClient(raw).get("/Users"))
-    assert scim.get("/Users").status_code == 200
-    assert other_scim.get("/Users").status_code == 200
+    witness.assert_not_in(scim.get("/Users"))
+    assert listed(other_scim.get("/Users"))["totalResults"] == 2
+    witness.assert_untouched()
 
 
 def test_disabled_tenant_is_401(
-    tenant: Tenant, scim: SCIMClient, other_scim: SCIMClient, system_actor: services.Actor
+    tenant: Tenant,
+    scim: SCIMClient,
+    other_scim: SCIMClient,
+    system_actor: services.Actor,
+    witness: OtherTenantWitness,
 ) -> None:
     application = client_credentials_app(tenant)
     access_token(application, "cc-token-of-disabled-tenant")
@@ -120,7 +135,8 @@ def test_disabled_tenant_is_401(
     assert_unauthorized(scim.post("/Users", user_body("x@contoso.com")))
     assert_unauthorized(SCIMClient("cc-token-of-disabled-tenant").get("/Users"))
     assert not User.objects.filter(tenant=tenant, username="x@contoso.com").exists()
-    assert other_scim.get("/Users").status_code == 200
+    assert listed(other_scim.get("/Users"))["totalResults"] == 2
+    witness.assert_untouched()
 
 
 def test_client_credentials_access_token_works(
@@ -153,43 +169,61 @@ def test_access_token_for_the_service_principal_works(tenant: Tenant, witness: O
     witness.assert_untouched()
 
 
-def test_c76_expired_access_token_is_401(tenant: Tenant) -> None:
+def test_c76_expired_access_token_is_401(tenant: Tenant, witness: OtherTenantWitness) -> None:
     application = client_credentials_app(tenant)
     access_token(application, "expired-token", expires_in=-timedelta(seconds=1))
     assert_unauthorized(SCIMClient("expired-token").get("/Users"))
     assert_unauthorized(SCIMClient("expired-token").post("/Users", user_body("late@contoso.com")))
     assert not User.objects.filter(username="late@contoso.com").exists()
+    witness.assert_untouched()
 
 
-def test_access_token_of_a_non_service_user_is_401(tenant: Tenant, manager: User) -> None:
+def test_access_token_of_a_non_service_user_is_401(
+    tenant: Tenant, manager: User, witness: OtherTenantWitness
+) -> None:
     """A token issued to a person (a manager) does not provision: only the service principal does."""
     access_token(client_credentials_app(tenant), "manager-token", user=manager)
     access_token(Application.objects.create(name="platform app"), "manager-token-2", user=manager)
     assert_unauthorized(SCIMClient("manager-token").get("/Users"))
     assert_unauthorized(SCIMClient("manager-token-2").get("/Users"))
+    assert_unauthorized(SCIMClient("manager-token").delete(f"/Groups/{witness.group.scim_id}"))
+    witness.assert_untouched()
 
 
 def test_access_token_user_of_another_tenant_than_its_application_is_401(
-    tenant: Tenant, other_tenant: Tenant
+    tenant: Tenant, other_tenant: Tenant, witness: OtherTenantWitness
 ) -> None:
     other_sp = User.objects.get(tenant=other_tenant, role=User.Role.SERVICE)
     access_token(client_credentials_app(tenant), "mixed-token", user=other_sp)
     assert_unauthorized(SCIMClient("mixed-token").get("/Users"))
+    assert_unauthorized(SCIMClient("mixed-token").get(f"/Users/{witness.user.scim_id}"))
+    witness.assert_untouched()
 
 
-def test_access_token_without_scim_scope_or_tenant_is_401(tenant: Tenant) -> None:
+def test_access_token_without_scim_scope_or_tenant_is_401(
+    tenant: Tenant, witness: OtherTenantWitness
+) -> None:
     access_token(client_credentials_app(tenant), "read-token", scope="read write")
     access_token(Application.objects.create(name="no tenant"), "orphan-token")
     assert_unauthorized(SCIMClient("read-token").get("/Users"))
     assert_unauthorized(SCIMClient("orphan-token").get("/Users"))
+    witness.assert_untouched()
 
 
-def test_disabled_application_is_401(tenant: Tenant) -> None:
+def test_disabled_application_or_revoked_access_token_is_401(
+    tenant: Tenant, witness: OtherTenantWitness
+) -> None:
     application = client_credentials_app(tenant)
     access_token(application, "disabled-app-token")
-    assert SCIMClient("disabled-app-token").get("/Users").status_code == 200
+    revoked = access_token(application, "revoked-token")
+    valid = SCIMClient("disabled-app-token").get("/Users")
+    assert valid.status_code == 200
+    witness.assert_not_in(valid)
+    revoked.revoke()
+    assert_unauthorized(SCIMClient("revoked-token").get("/Users"))
     Application.objects.filter(pk=application.pk).update(disabled=True)
     assert_unauthorized(SCIMClient("disabled-app-token").get("/Users"))
+    witness.assert_untouched()
 
 
 def test_token_of_another_tenant_on_this_tenants_host_is_401(
@@ -208,11 +242,12 @@ def test_token_of_another_tenant_on_this_tenants_host_is_401(
     witness.assert_untouched()
 
 
-def test_unauthenticated_requests_write_no_events(tenant: Tenant, other_tenant: Tenant) -> None:
+def test_unauthenticated_requests_write_no_events(tenant: Tenant, witness: OtherTenantWitness) -> None:
     before = Event.objects.count()
     SCIMClient("slt_wrong").post("/Users", user_body("x@contoso.com"))
-    SCIMClient(None).delete(f"/Users/{User.objects.filter(tenant=tenant).first().scim_id}")
+    SCIMClient(None).delete(f"/Users/{witness.user.scim_id}")
     assert Event.objects.count() == before
+    witness.assert_untouched()
 
 
 def test_a_session_cookie_is_no_scim_credential(
