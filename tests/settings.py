@@ -12,3 +12,7 @@ SECURELOGIN_EXTRA_ROOT_HOSTS = ["localhost", "127.0.0.1"]
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 WHITENOISE_AUTOREFRESH = True
+
+# Live-server and threaded tests open their own connections; a psycopg pool would keep them open
+# past teardown and block dropping the test database.
+DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405

@@ -2,10 +2,11 @@
 server. The browser follows Entra's Authorize link to the global authorization URL, types the
 tenant on the go-to-domain page, signs in on the tenant's branded page as a manager, allows the
 consent, and ends on the redirect URI with a code, which then exchanges for tokens. Screenshots of
-each page are saved (docs/screenshots/connect-*.png are copies)."""
+each page are saved (copied to docs/screenshots/ when UPDATE_DOCS_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -42,7 +43,7 @@ def snap(page, name: str, *, docs: bool = True) -> None:  # type: ignore[no-unty
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOTS / f"connect-{name}.png"
     page.screenshot(path=str(target), full_page=True)
-    if docs:
+    if docs and os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(target, DOCS_SCREENSHOTS / target.name)
 

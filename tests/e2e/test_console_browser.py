@@ -1,10 +1,11 @@
 """The manager console in a real browser: headless Debian Chromium, driven by Playwright, against a
 live server. A manager signs in through the real /admin/login/ form on the tenant's own host and
 the test saves screenshots of the dashboard, the user list, a user's page and the provisioning log
-(docs/screenshots/console-*.png are copies of these)."""
+(copied to docs/screenshots/ when UPDATE_DOCS_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from datetime import timedelta
@@ -203,8 +204,9 @@ def snap(page, name: str, *, full_page: bool = True) -> None:  # type: ignore[no
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     target = SCREENSHOTS / f"console-{name}.png"
     page.screenshot(path=str(target), full_page=full_page)
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(target, DOCS_SCREENSHOTS / target.name)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(target, DOCS_SCREENSHOTS / target.name)
 
 
 def test_manager_signs_in_and_browses_the_console(live_server, browser_page):  # type: ignore[no-untyped-def]
