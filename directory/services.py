@@ -468,9 +468,14 @@ def _multi_value_rows(user: User, kind: str) -> list[dict[str, Any]]:
     return [{name: getattr(row, name) for name in fields} for row in getattr(user, kind).all()]
 
 
-def _write_multi_values(tenant: Tenant, user: User, kind: str, rows: list[dict[str, Any]]) -> None:
+def _write_multi_values(
+    tenant: Tenant, user: User, kind: str, rows: list[dict[str, Any]], *, replace: bool = True
+) -> None:
+    """`replace=False` for a user inserted in this transaction: it has no rows to delete yet, and
+    skipping the DELETE saves a query per attribute on every SCIM POST."""
     model = MULTI_VALUE_MODELS[kind]
-    model.objects.filter(user=user).delete()
+    if replace:
+        model.objects.filter(user=user).delete()
     if rows:
         model.objects.bulk_create([model(tenant=tenant, user=user, **row) for row in rows])
 
@@ -546,7 +551,7 @@ def user_create(
         raise _uniqueness_error(tenant, None, values) from None
     for kind, rows in multi.items():
         if rows:
-            _write_multi_values(tenant, user, kind, rows)
+            _write_multi_values(tenant, user, kind, rows, replace=False)
     changes: dict[str, Any] = {
         name: [None, value] for name, value in values.items() if value not in ("", [], None)
     }
