@@ -554,3 +554,15 @@ def token_revoked(*, application: Application, user: User | None, token_family: 
         resource_label=application.name,
         detail="Revoked by the client (RFC 7009).",
     )
+
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def credential_mark_used(*, credential: SecretToken | Application) -> None:
+    """Record that a SCIM request used this credential, at most once a minute: the console shows
+    "last used" and the dashboard "last request from Entra", and neither needs a write per request.
+    Bookkeeping, not a change, so no Event."""
+    now = timezone.now()
+    if credential.last_used is None or credential.last_used < now - LAST_USED_RESOLUTION:
+        type(credential).objects.filter(pk=credential.pk).update(last_used=now)

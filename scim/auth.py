@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.http import HttpRequest
-from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
 from directory import selectors
@@ -22,10 +20,10 @@ from directory.exceptions import NotFound as DomainNotFound
 from directory.models import Tenant, User
 from directory.services import Actor
 from oauth.models import SECRET_TOKEN_PREFIX, SecretToken, token_digest
+from oauth.services import credential_mark_used
 from scim.errors import Unauthorized
 
 SCIM_SCOPE = "scim"
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 INVALID_TOKEN = "The bearer token is missing, invalid, expired or revoked."
 
 
@@ -44,17 +42,11 @@ def bearer_token(request: HttpRequest) -> str:
     return token.strip()
 
 
-def _touch(model: type, pk: int, last_used: object) -> None:
-    now = timezone.now()
-    if last_used is None or last_used < now - LAST_USED_RESOLUTION:  # type: ignore[operator]
-        model.objects.filter(pk=pk).update(last_used=now)
-
-
 def _from_secret_token(raw: str) -> tuple[Tenant, str, str]:
     token = SecretToken.objects.select_related("tenant").filter(digest=token_digest(raw)).first()
     if token is None or not token.is_valid():
         raise Unauthorized(INVALID_TOKEN)
-    _touch(SecretToken, token.pk, token.last_used)
+    credential_mark_used(credential=token)
     return token.tenant, f"secret token {token.name} ({token.prefix}…)", f"secret-token:{token.pk}"
 
 
@@ -78,9 +70,7 @@ def _from_access_token(raw: str) -> tuple[Tenant, str, str]:
         tenant = user.tenant
     if tenant is None:
         raise Unauthorized(INVALID_TOKEN)
-    from oauth.models import Application
-
-    _touch(Application, application.pk, application.last_used)
+    credential_mark_used(credential=application)
     return tenant, f"OAuth application {application.name}", f"oauth-token:{access_token.pk}"
 
 
