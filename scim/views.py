@@ -292,10 +292,10 @@ def users_create(ctx: RequestContext, body: Any) -> Result:
     return user_result(ctx, user, status=201)
 
 
-def users_replace(ctx: RequestContext, scim_id: str, body: Any, if_match: str | None) -> Result:
-    user = selectors.user_get(tenant=ctx.tenant, scim_id=scim_id, for_update=True)
-    check_if_match(if_match, user.version)
-    data = user_from_scim(body, tenant=ctx.tenant)
+def user_save_document(ctx: RequestContext, user: User, document: Any) -> Result:
+    """Make the user what `document` says: a PUT body, or the current document after PATCH.
+    The service writes only what differs, so both are idempotent (entra-scim.md R51)."""
+    data = user_from_scim(document, tenant=ctx.tenant)
     user = services.user_update(
         tenant=ctx.tenant,
         actor=ctx.actor,
@@ -307,6 +307,12 @@ def users_replace(ctx: RequestContext, scim_id: str, body: Any, if_match: str | 
         manager=data.manager,
     )
     return user_result(ctx, user)
+
+
+def users_replace(ctx: RequestContext, scim_id: str, body: Any, if_match: str | None) -> Result:
+    user = selectors.user_get(tenant=ctx.tenant, scim_id=scim_id, for_update=True)
+    check_if_match(if_match, user.version)
+    return user_save_document(ctx, user, body)
 
 
 def users_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | None) -> Result:
@@ -318,19 +324,7 @@ def users_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | No
     current = user_to_scim(
         user_queryset(ctx.tenant).get(pk=user.pk), base_url=ctx.base_url, include_groups=False
     )
-    patched = apply_user_patch(current, operations)
-    data = user_from_scim(patched, tenant=ctx.tenant)
-    user = services.user_update(
-        tenant=ctx.tenant,
-        actor=ctx.actor,
-        user=user,
-        fields={"username": data.username, **data.fields},
-        emails=data.emails,
-        phone_numbers=data.phone_numbers,
-        addresses=data.addresses,
-        manager=data.manager,
-    )
-    return user_result(ctx, user)
+    return user_save_document(ctx, user, apply_user_patch(current, operations))
 
 
 def users_delete(ctx: RequestContext, scim_id: str, if_match: str | None) -> Result:
