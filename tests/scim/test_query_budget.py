@@ -26,6 +26,8 @@ USERS_EMPTY_PAGE_QUERIES = 4
 GROUPS_PAGE_WITH_MEMBERS_QUERIES = 6
 GROUPS_PAGE_WITHOUT_MEMBERS_QUERIES = 5
 GROUP_ADD_MEMBERS_QUERIES = 15
+USER_PATCH_QUERIES = 30
+USER_PATCH_UNCHANGED_QUERIES = 18
 GROUP_REMOVE_MEMBERS_QUERIES = 15
 
 
@@ -215,3 +217,29 @@ def test_another_tenants_user_is_refused_and_never_added(
     assert response.status_code == 400
     assert not Membership.objects.filter(user=sized_groups["stranger"]).exists()
     assert Membership.objects.filter(group=group).count() == 500
+
+
+def test_user_patch_costs_the_same_whatever_the_users_groups_and_values(
+    scim: SCIMClient, directory: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    """The PATCH Entra sends most (entra-scim.md §2.6): two users with the same shape cost the same;
+    a re-sent PATCH that changes nothing (§8 P13) skips the write and the re-read, and still answers
+    the stored user."""
+    first, second = directory["contoso"]["users"][:2]
+    twin = directory["fabrikam"]["users"][0]
+    for user in (first, second):
+        body = patch_op(
+            {"op": "Replace", "path": "title", "value": "Director"},
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": f"new.{user.username}"},
+        )
+        with django_assert_num_queries(USER_PATCH_QUERIES):
+            changed = scim.patch(f"/Users/{user.scim_id}", body)
+        assert changed.status_code == 200, changed.content
+        assert changed.json()["title"] == "Director"
+        with django_assert_num_queries(USER_PATCH_UNCHANGED_QUERIES):
+            unchanged = scim.patch(f"/Users/{user.scim_id}", body)
+        assert unchanged.status_code == 200
+        assert unchanged.json() == changed.json() == scim.get(f"/Users/{user.scim_id}").json()
+        assert unchanged["ETag"] == changed["ETag"]
+    twin.refresh_from_db()
+    assert (twin.title, twin.version) == ("", 1)
