@@ -40,8 +40,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	SECRET_KEY=lint $(BIN)/python manage.py makemigrations --check --dry-run
 
+# Modest defaults; the full run of docs/benchmarks.md:
+# make bench BENCH_ARGS="--recreate --users 10000 --groups 100 --memberships 20000 --clients 8"
+BENCH_ARGS ?= --recreate --users 1000 --groups 10 --memberships 2000 --clients 8
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/entra_cycle.py --help
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache
