@@ -6,9 +6,6 @@ each page are saved (copied to docs/screenshots/ when UPDATE_DOCS_SCREENSHOTS=1)
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -18,34 +15,16 @@ from directory import services
 from directory.models import TenantHost, User
 from oauth.models import Consent
 from oauth.services import application_create
+from tests.e2e.conftest import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "Connect-entra-2026!"
 STATE = "entra-browser-state"
 
 
 def snap(page, name: str, *, docs: bool = True) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    target = SCREENSHOTS / f"connect-{name}.png"
-    page.screenshot(path=str(target), full_page=True)
-    if docs and os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(target, DOCS_SCREENSHOTS / target.name)
+    save_screenshot(page, f"connect-{name}.png", docs=docs, full_page=True)
 
 
 @pytest.fixture
@@ -55,8 +34,7 @@ def allow_loopback_redirects(settings):  # type: ignore[no-untyped-def]
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"]}
 
 
-def test_connect_entra_in_chromium(live_server, monkeypatch, allow_loopback_redirects) -> None:  # type: ignore[no-untyped-def]
-    playwright_sync = pytest.importorskip("playwright.sync_api")
+def test_connect_entra_in_chromium(live_server, chromium, allow_loopback_redirects) -> None:  # type: ignore[no-untyped-def]
     port = urlsplit(live_server.url).port
     system = services.Actor.system("browser test")
     contoso = services.tenant_create(
@@ -103,41 +81,35 @@ def test_connect_entra_in_chromium(live_server, monkeypatch, allow_loopback_redi
         }
     )
 
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1100, "height": 760}).new_page()
+    page = chromium.new_context(viewport={"width": 1100, "height": 760}).new_page()
 
-        page.goto(live_server.url + authorize)
-        assert urlsplit(page.url).path == "/login/"
-        assert page.get_by_role("heading", name="Go to your organization").is_visible()
-        snap(page, "1-go-to-domain")
+    page.goto(live_server.url + authorize)
+    assert urlsplit(page.url).path == "/login/"
+    assert page.get_by_role("heading", name="Go to your organization").is_visible()
+    snap(page, "1-go-to-domain")
 
-        page.fill("input[name=domain]", "megan@contoso.com")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"http://contoso.localhost:{port}/login/**")
-        assert page.get_by_role("heading", name="Sign in to Contoso Ltd").is_visible()
-        assert page.locator("img.brand-logo").evaluate("img => img.naturalWidth") > 0
-        snap(page, "2-sign-in")
+    page.fill("input[name=domain]", "megan@contoso.com")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"http://contoso.localhost:{port}/login/**")
+    assert page.get_by_role("heading", name="Sign in to Contoso Ltd").is_visible()
+    assert page.locator("img.brand-logo").evaluate("img => img.naturalWidth") > 0
+    snap(page, "2-sign-in")
 
-        page.fill("input[name=username]", "megan@contoso.com")
-        page.fill("input[name=password]", "wrong password")
-        page.click("button[type=submit]")
-        assert page.get_by_role("alert").inner_text() == "The username or password is not correct."
-        page.fill("input[name=username]", "megan@contoso.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"http://contoso.localhost:{port}/oauth/authorize/**")
-        assert page.get_by_role(
-            "heading", name="Allow Microsoft Entra ID to provision Contoso Ltd?"
-        ).is_visible()
-        snap(page, "3-consent")
+    page.fill("input[name=username]", "megan@contoso.com")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    assert page.get_by_role("alert").inner_text() == "The username or password is not correct."
+    page.fill("input[name=username]", "megan@contoso.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"http://contoso.localhost:{port}/oauth/authorize/**")
+    assert page.get_by_role("heading", name="Allow Microsoft Entra ID to provision Contoso Ltd?").is_visible()
+    snap(page, "3-consent")
 
-        page.get_by_role("button", name="Allow").click()
-        page.wait_for_url(f"{redirect_uri}?**")
-        landed = page.url
-        snap(page, "4-redirect", docs=False)  # Entra's page in real life; here a 404 on the live server
-        browser.close()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{redirect_uri}?**")
+    landed = page.url
+    snap(page, "4-redirect", docs=False)  # Entra's page in real life; here a 404 on the live server
 
     params = {k: v[0] for k, v in parse_qs(urlsplit(landed).query).items()}
     assert landed.startswith(redirect_uri + "?")

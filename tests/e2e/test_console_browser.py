@@ -5,34 +5,18 @@ the test saves screenshots of the dashboard, the user list, a user's page and th
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from directory import selectors, services
 from directory.models import Event, Tenant, User
+from tests.e2e.conftest import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-]
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "Manager-console-2026!"
 
 PEOPLE = [
@@ -189,24 +173,14 @@ def spread_over_last_week(tenant: Tenant, rng: random.Random) -> None:
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):  # type: ignore[no-untyped-def]
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
-        yield context.new_page()
-        context.close()
-        browser.close()
+def browser_page(live_server, chromium):  # type: ignore[no-untyped-def]
+    context = chromium.new_context(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
+    yield context.new_page()
+    context.close()
 
 
 def snap(page, name: str, *, full_page: bool = True) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    target = SCREENSHOTS / f"console-{name}.png"
-    page.screenshot(path=str(target), full_page=full_page)
-    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
-        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(target, DOCS_SCREENSHOTS / target.name)
+    save_screenshot(page, f"console-{name}.png", full_page=full_page)
 
 
 def test_manager_signs_in_and_browses_the_console(live_server, browser_page):  # type: ignore[no-untyped-def]
