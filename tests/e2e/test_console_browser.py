@@ -15,7 +15,7 @@ from directory import selectors, services
 from directory.models import Event, Tenant, User
 from tests.e2e.conftest import save_screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 PASSWORD = "Manager-console-2026!"
 
