@@ -45,3 +45,24 @@ def test_membership_is_unique_per_group_and_user(tenant, other_tenant):
     other_group = GroupFactory(tenant=other_tenant)
     Membership.objects.create(tenant=other_tenant, group=other_group, user=UserFactory(tenant=other_tenant))
     assert Membership.objects.filter(tenant=tenant).count() == 1
+
+
+def test_growing_tables_are_analysed_early_on_postgresql(tenant, other_tenant):
+    """Migration 0003: fresh statistics while a tenant's first cycle fills the tables."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("autovacuum storage parameters exist on PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+            "('directory_user', 'directory_useremail', 'directory_membership', 'directory_group')"
+        )
+        options = dict(cursor.fetchall())
+    assert set(options) == {
+        "directory_user",
+        "directory_useremail",
+        "directory_membership",
+        "directory_group",
+    }
+    assert all(opts == ["autovacuum_analyze_scale_factor=0.02"] for opts in options.values())
