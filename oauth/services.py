@@ -559,7 +559,7 @@ def token_revoked(*, application: Application, user: User | None, token_family: 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def credential_mark_used(*, credential: SecretToken | Application) -> None:
+def credential_mark_used(*, credential: SecretToken | Application | ClientSecret) -> None:
     """Record that a SCIM request used this credential, at most once a minute: the console shows
     "last used" and the dashboard "last request from Entra", and neither needs a write per request.
     Bookkeeping, not a change, so no Event."""

@@ -101,7 +101,7 @@ class TenantOAuth2Validator(OAuth2Validator):
         )
         for candidate in candidates:
             if check_password(secret, candidate.hashed_secret):
-                ClientSecret.objects.filter(pk=candidate.pk).update(last_used=now)
+                services.credential_mark_used(credential=candidate)
                 return True
         return False
 
