@@ -80,6 +80,21 @@ def shown_once(
     return response
 
 
+def issue_form(
+    request: HttpRequest, opts: Any, *, form: forms.Form, title: str, extra_context: dict | None, **links: str
+) -> HttpResponse:
+    """The create page of a credential: its form, and the URL Entra will need next to it."""
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "form": form,
+        "opts": opts,
+        **links,
+        **(extra_context or {}),
+    }
+    return TemplateResponse(request, "admin/oauth/issue_form.html", context)
+
+
 def operator_tenants() -> QuerySet[Tenant]:
     return Tenant.objects.filter(is_platform=False, is_active=True).order_by("slug")
 
@@ -177,15 +192,14 @@ class SecretTokenAdmin(ReadOnlyTenantAdmin):
                     secrets=[("Secret token", raw)],
                     back_url=reverse("admin:oauth_secrettoken_change", args=[token.pk]),
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New secret token",
-            "form": form,
-            "opts": self.opts,
-            "scim_base_url": request.build_absolute_uri("/scim/v2/"),
-            **(extra_context or {}),
-        }
-        return TemplateResponse(request, "admin/oauth/issue_form.html", context)
+        return issue_form(
+            request,
+            self.opts,
+            form=form,
+            title="New secret token",
+            extra_context=extra_context,
+            scim_base_url=request.build_absolute_uri("/scim/v2/"),
+        )
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -348,15 +362,14 @@ class ApplicationAdmin(ReadOnlyTenantAdmin):
                     secrets=[("Client ID", application.client_id), ("Client secret", raw)],
                     back_url=reverse("admin:oauth_application_change", args=[application.pk]),
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New OAuth application",
-            "form": form,
-            "opts": self.opts,
-            "token_url": request.build_absolute_uri("/oauth/token/"),
-            **(extra_context or {}),
-        }
-        return TemplateResponse(request, "admin/oauth/issue_form.html", context)
+        return issue_form(
+            request,
+            self.opts,
+            form=form,
+            title="New OAuth application",
+            extra_context=extra_context,
+            token_url=request.build_absolute_uri("/oauth/token/"),
+        )
 
     def _post_only(self, request: HttpRequest, object_id: str) -> Application:
         if request.method != "POST":
