@@ -293,6 +293,29 @@ def application_secret_reset(*, tenant: Tenant, actor: Actor, application: Appli
 
 
 @transaction.atomic
+def application_redirect_uri_add(
+    *, tenant: Tenant, actor: Actor, application: Application, uri: str
+) -> Application:
+    """Register one more redirect URI (exact match, RFC 9700 §4.1.3); a URI already present is a no-op."""
+    uri = uri.strip()
+    if not uri:
+        raise InvalidValue("A redirect URI cannot be empty.", field="redirect_uris")
+    locked = _lock_application(tenant, application)
+    uris = locked.redirect_uris.split()
+    if uri in uris:
+        return locked
+    locked.redirect_uris = " ".join([*uris, uri])
+    locked.save(update_fields=["redirect_uris", "updated"])
+    _application_event(
+        application=locked,
+        actor=actor,
+        action="credential.application_update",
+        changes={"redirect_uris": [uris, [*uris, uri]]},
+    )
+    return locked
+
+
+@transaction.atomic
 def application_disable(*, tenant: Tenant, actor: Actor, application: Application) -> Application:
     """Disable a client: DOT refuses it at the token endpoint and on every bearer check
     (Application.is_usable), and its tokens are deleted so nothing it holds keeps working."""

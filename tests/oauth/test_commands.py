@@ -77,3 +77,16 @@ def test_ensure_entra_client_is_idempotent_and_rotates_its_secret(
     assert not check_password(first["Entra client_secret"], application.client_secret)
     assert Event.objects.filter(tenant=platform_tenant, action__startswith="credential.").count() == 2
     assert not Event.objects.filter(tenant=tenant, action__startswith="credential.").exists()
+
+
+def test_ensure_entra_client_restores_entras_redirect_uri_through_the_service(
+    tenant: Tenant, platform_tenant: Tenant
+) -> None:
+    run("ensure_entra_client")
+    Application.objects.update(redirect_uris="https://example.com/callback")
+    run("ensure_entra_client")
+    application = Application.objects.get()
+    assert application.redirect_uris == "https://example.com/callback https://portal.azure.com/TokenAuthorize"
+    update = Event.objects.get(tenant=platform_tenant, action="credential.application_update")
+    assert update.changes["redirect_uris"][1][-1] == "https://portal.azure.com/TokenAuthorize"
+    assert not Event.objects.filter(tenant=tenant, action__startswith="credential.").exists()

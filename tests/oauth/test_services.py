@@ -160,3 +160,30 @@ def test_check34_each_oauth_event_is_one_row_without_secrets(
     for secret in (entra.secret, code, *tokens.values(), *renewed.values()):
         if isinstance(secret, str) and len(secret) > 8:
             assert secret not in everything
+
+
+def test_application_redirect_uri_add_is_idempotent_and_tenant_scoped(
+    tenant: Tenant, other_tenant: Tenant, manager: User
+) -> None:
+    from oauth.services import application_redirect_uri_add
+
+    actor = services.Actor.manager(manager)
+    application, _ = application_create(
+        tenant=tenant, actor=actor, name="Own", redirect_uris=["https://a.example/cb"]
+    )
+    application_redirect_uri_add(
+        tenant=tenant, actor=actor, application=application, uri="https://b.example/cb"
+    )
+    application_redirect_uri_add(
+        tenant=tenant, actor=actor, application=application, uri="https://b.example/cb"
+    )
+    application.refresh_from_db()
+    assert application.redirect_uris.split() == ["https://a.example/cb", "https://b.example/cb"]
+    assert Event.objects.filter(tenant=tenant, action="credential.application_update").count() == 1
+    with pytest.raises(TenantMismatch):
+        application_redirect_uri_add(
+            tenant=other_tenant, actor=actor, application=application, uri="https://evil.example/cb"
+        )
+    with pytest.raises(InvalidValue):
+        application_redirect_uri_add(tenant=tenant, actor=actor, application=application, uri=" ")
+    assert not Event.objects.filter(tenant=other_tenant, action__startswith="credential.").exists()

@@ -8,7 +8,7 @@ from django.db import transaction
 from directory import services
 from directory.models import Tenant
 from oauth.models import Application
-from oauth.services import application_create, application_secret_reset
+from oauth.services import application_create, application_redirect_uri_add, application_secret_reset
 
 ENTRA_CLIENT_NAME = "Microsoft Entra ID"
 ENTRA_REDIRECT_URI = "https://portal.azure.com/TokenAuthorize"
@@ -37,14 +37,11 @@ class Command(BaseCommand):
                 tenant=None, actor=actor, name=ENTRA_CLIENT_NAME, redirect_uris=[ENTRA_REDIRECT_URI]
             )
         else:
-            uris = application.redirect_uris.split()
-            if ENTRA_REDIRECT_URI not in uris:
-                Application.objects.filter(pk=application.pk).update(
-                    redirect_uris=" ".join([*uris, ENTRA_REDIRECT_URI])
-                )
-            secret = application_secret_reset(
-                tenant=Tenant.objects.get(is_platform=True), actor=actor, application=application
+            platform = Tenant.objects.get(is_platform=True)
+            application = application_redirect_uri_add(
+                tenant=platform, actor=actor, application=application, uri=ENTRA_REDIRECT_URI
             )
+            secret = application_secret_reset(tenant=platform, actor=actor, application=application)
         self.stdout.write(f"Entra client_id: {application.client_id}")
         self.stdout.write(f"Entra client_secret: {secret}")
         base = options["base_url"].rstrip("/")
