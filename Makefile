@@ -10,7 +10,7 @@ RUN_ENV := SECRET_KEY=$${SECRET_KEY:-make-run-development-key-not-for-production
 	SECURELOGIN_EXTRA_ROOT_HOSTS=$${SECURELOGIN_EXTRA_ROOT_HOSTS:-127.0.0.1} \
 	PORT=$(PORT)
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,17 @@ run: $(VENV)/.installed-run
 	$(RUN_ENV) $(BIN)/python manage.py ensure_entra_client --base-url http://localhost:$(PORT)
 	$(RUN_ENV) exec $(BIN)/gunicorn -c securelogin/gunicorn.conf.py
 
-test: $(VENV)/.installed-dev
+# The browser tests drive Debian's chromium (a test tool's own browser download cannot work here);
+# install it when it is missing and we may (root with apt-get), as .ci/run does.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed; the browser tests will fail"; \
+	  else echo "chromium is missing: install it (apt-get install chromium) for the browser tests"; fi; }
+
+test: $(VENV)/.installed-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -348,8 +348,14 @@ def too_many_client_failures() -> JsonResponse:
 
 class ClientAuthLimitMixin:
     """Failed client authentications count per (client_id, address); past the limit the endpoint
-    answers 429 even to a correct secret (security.md check 19)."""
+    answers 429 even to a correct secret (security.md check 19).
 
+    The endpoints this guards authenticate the client, not a browser session, so they are exempt
+    from CSRF like DOT's own views. Overriding `dispatch` drops the `csrf_exempt` mark DOT put on
+    its own `dispatch`, which is why the mark is set again here: without it every token request
+    from Entra or curl met Django's CSRF 403 page."""
+
+    @method_decorator(csrf_exempt)
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         key = f"{presented_client_id(request)}|{client_ip(request)}"
         if request.method == "POST" and CLIENT_AUTH_FAILURES.blocked(key):
