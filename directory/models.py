@@ -143,6 +143,12 @@ class User(AbstractBaseUser):
     manager = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
+    manager_value = models.CharField(
+        "manager.value",
+        max_length=255,
+        blank=True,
+        help_text="The manager's id as the client sent it; `manager` links it once that user exists here.",
+    )
     roles = models.JSONField(
         default=list, blank=True, help_text="SCIM roles as Entra sends them (app role assignments)."
     )
@@ -167,12 +173,6 @@ class User(AbstractBaseUser):
                 violation_error_message="userName is already in use in this tenant.",
             ),
             models.UniqueConstraint(
-                fields=["tenant", "external_id"],
-                condition=~Q(external_id=""),
-                name="%(app_label)s_%(class)s_unique_external_id_per_tenant",
-                violation_error_message="externalId is already in use in this tenant.",
-            ),
-            models.UniqueConstraint(
                 fields=["tenant"],
                 condition=Q(role="service"),
                 name="%(app_label)s_%(class)s_one_service_principal_per_tenant",
@@ -184,6 +184,13 @@ class User(AbstractBaseUser):
         indexes = [
             models.Index(F("tenant"), F("role"), F("id"), name="dir_user_tenant_role_id"),
             models.Index(F("tenant"), F("department"), name="dir_user_tenant_department"),
+            models.Index(F("tenant"), F("external_id"), name="dir_user_tenant_external_id"),
+            models.Index(
+                F("tenant"),
+                F("manager_value"),
+                condition=Q(manager__isnull=True) & ~Q(manager_value=""),
+                name="dir_user_pending_manager",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -267,6 +274,64 @@ class UserPhoneNumber(MultiValue):
         return self.value
 
 
+class UserIm(MultiValue):
+    """RFC 7643 §4.1.2 `ims`: instant messaging addresses."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="ims")
+    value = models.CharField(max_length=320)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "instant messaging address"
+        indexes = [models.Index(F("tenant"), Lower("value"), name="dir_im_tenant_value")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UserPhoto(MultiValue):
+    """RFC 7643 §4.1.2 `photos`: URLs of images of the user. Not indexed: a URL may be longer than
+    a PostgreSQL btree entry may hold, and no client looks users up by photo."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="photos")
+    value = models.CharField(max_length=2048)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UserEntitlement(MultiValue):
+    """RFC 7643 §4.1.2 `entitlements`: things the user has, such as licences."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="entitlements")
+    value = models.CharField(max_length=512)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(F("tenant"), Lower("value"), name="dir_entitle_tenant_value")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class UserX509Certificate(MultiValue):
+    """RFC 7643 §4.1.2 `x509Certificates`: DER certificates, base64 as sent (`binary`, compared
+    case-exactly). Not indexed: a certificate outgrows a btree entry."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="x509_certificates")
+    value = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "X.509 certificate"
+
+    def __str__(self) -> str:
+        return f"{self.value[:24]}…" if len(self.value) > 24 else self.value
+
+
 class UserAddress(MultiValue):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="addresses")
     formatted = models.CharField(max_length=1024, blank=True)
@@ -308,15 +373,11 @@ class Group(models.Model):
                 name="%(app_label)s_%(class)s_unique_display_name_per_tenant",
                 violation_error_message="displayName is already in use in this tenant.",
             ),
-            models.UniqueConstraint(
-                fields=["tenant", "external_id"],
-                condition=~Q(external_id=""),
-                name="%(app_label)s_%(class)s_unique_external_id_per_tenant",
-            ),
             models.CheckConstraint(
                 condition=~Q(display_name=""), name="%(app_label)s_%(class)s_display_name_not_empty"
             ),
         ]
+        indexes = [models.Index(F("tenant"), F("external_id"), name="dir_group_tenant_external_id")]
 
     def __str__(self) -> str:
         return self.display_name

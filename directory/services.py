@@ -36,9 +36,13 @@ from directory.models import (
     User,
     UserAddress,
     UserEmail,
+    UserEntitlement,
+    UserIm,
     UserPhoneNumber,
+    UserPhoto,
+    UserX509Certificate,
 )
-from directory.selectors import lowered
+from directory.selectors import lowered, parse_scim_id
 
 USER_SCALAR_FIELDS = frozenset(
     {
@@ -70,11 +74,20 @@ USER_SCALAR_FIELDS = frozenset(
 MULTI_VALUE_MODELS: dict[str, type[models.Model]] = {
     "emails": UserEmail,
     "phone_numbers": UserPhoneNumber,
+    "ims": UserIm,
+    "photos": UserPhoto,
+    "entitlements": UserEntitlement,
+    "x509_certificates": UserX509Certificate,
     "addresses": UserAddress,
 }
+VALUE_ROW_FIELDS = ("value", "type", "primary", "display")
 MULTI_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
-    "emails": ("value", "type", "primary", "display"),
-    "phone_numbers": ("value", "type", "primary", "display"),
+    "emails": VALUE_ROW_FIELDS,
+    "phone_numbers": VALUE_ROW_FIELDS,
+    "ims": VALUE_ROW_FIELDS,
+    "photos": VALUE_ROW_FIELDS,
+    "entitlements": VALUE_ROW_FIELDS,
+    "x509_certificates": VALUE_ROW_FIELDS,
     "addresses": (
         "formatted",
         "street_address",
@@ -87,10 +100,11 @@ MULTI_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 EVENT_ID_LIST_LIMIT = 1000
+PASSWORD_SET = "(set)"
+"""What an Event records for a password: that one was set, never the password or its hash."""
 UNSET: Any = object()
 
 USERNAME_TAKEN = "userName {value!r} is already in use in this tenant."
-EXTERNAL_ID_TAKEN = "externalId {value!r} is already in use in this tenant."
 DISPLAY_NAME_TAKEN = "A group named {value!r} already exists in this tenant."
 TENANT_SLUG_TAKEN = "A tenant with slug {value!r} already exists."
 HOST_TAKEN = "The host {value!r} already serves another tenant."
@@ -425,11 +439,11 @@ def _clean_user_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _clean_multi_values(kind: str, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """RFC 7643 §2.4: at most one `primary`; entra-scim.md R16: `type` values are unique."""
+    """RFC 7643 §2.4: `primary` is true at most once. Nothing else is limited: a user may have two
+    work emails or two mobile numbers, and the values keep the order they were sent in."""
     allowed = MULTI_VALUE_FIELDS[kind]
     model = MULTI_VALUE_MODELS[kind]
     cleaned: list[dict[str, Any]] = []
-    seen_types: set[str] = set()
     primaries = 0
     for item in items:
         unknown = set(item) - set(allowed)
@@ -449,12 +463,6 @@ def _clean_multi_values(kind: str, items: Iterable[Mapping[str, Any]]) -> list[d
             continue
         if kind == "addresses" and not any(row[n] for n in allowed if n not in ("type", "primary")):
             continue
-        type_key = row["type"].lower()
-        if type_key and type_key in seen_types:
-            raise InvalidValue(
-                f"Two {kind} have the type {row['type']!r}; each type may appear once.", field=kind
-            )
-        seen_types.add(type_key)
         primaries += row["primary"]
         _check_lengths(model, {k: v for k, v in row.items() if k != "primary"})
         cleaned.append(row)
@@ -489,6 +497,45 @@ def _check_manager(tenant: Tenant, user: User | None, manager: User | None) -> N
         raise InvalidValue("A user cannot be their own manager.", field="manager")
 
 
+def _manager_link(tenant: Tenant, user: User | None, manager: User | str | None) -> tuple[str, User | None]:
+    """The manager reference to store and the user it links to now.
+
+    A `User` is a choice made in the console. A string is `manager.value` as a SCIM client sent it
+    (RFC 7643 §4.3, the id of the manager's resource): it is stored as sent and linked to the user
+    of *this* tenant it names, by id or else by an externalId only one user holds (clients such as
+    Okta send their own ids). A reference to a user that is not (yet) here is kept unresolved,
+    never refused and never looked up in another tenant; `_link_pending_reports` links it when that
+    user arrives."""
+    if manager is None:
+        return "", None
+    if isinstance(manager, User):
+        _check_manager(tenant, user, manager)
+        return str(manager.scim_id), manager
+    value = manager.strip()
+    if len(value) > User._meta.get_field("manager_value").max_length:
+        raise InvalidValue("manager.value is longer than 255 characters.", field="manager")
+    if not value:
+        return "", None
+    candidates = User.objects.filter(tenant=tenant).exclude(role=User.Role.SERVICE)
+    target = None
+    if parse_scim_id(value) is not None:
+        target = candidates.filter(scim_id=value).first()
+    if target is None:
+        by_external_id = list(candidates.filter(external_id=value)[:2])
+        target = by_external_id[0] if len(by_external_id) == 1 else None
+    if target is not None and user is not None and user.pk is not None and target.pk == user.pk:
+        raise InvalidValue("A user cannot be their own manager.", field="manager")
+    return value, target
+
+
+def _link_pending_reports(tenant: Tenant, user: User) -> None:
+    """Users whose `manager.value` named this user before it existed here now link to it (one
+    indexed UPDATE over the pending references; their version moves so ETags change)."""
+    refs = [str(user.scim_id), *([user.external_id] if user.external_id else [])]
+    pending = User.objects.filter(tenant=tenant, manager__isnull=True, manager_value__in=refs)
+    pending.exclude(pk=user.pk).update(manager=user, version=F("version") + 1, last_modified=timezone.now())
+
+
 def _lock_user(tenant: Tenant, user: User) -> User:
     """Re-read the row under a lock: the caller's object may be stale (another request changed or
     deleted it) and must never be written back as it is."""
@@ -507,9 +554,6 @@ def _uniqueness_error(tenant: Tenant, user: User | None, values: Mapping[str, An
     username = values.get("username")
     if username and others.filter(username__lower=lowered(username)).exists():
         return UniquenessConflict(USERNAME_TAKEN.format(value=username), field="username")
-    external_id = values.get("external_id")
-    if external_id and others.filter(external_id=external_id).exists():
-        return UniquenessConflict(EXTERNAL_ID_TAKEN.format(value=external_id), field="external_id")
     return UniquenessConflict("The user conflicts with an existing user of this tenant.")
 
 
@@ -522,24 +566,33 @@ def user_create(
     fields: Mapping[str, Any] | None = None,
     emails: Iterable[Mapping[str, Any]] = (),
     phone_numbers: Iterable[Mapping[str, Any]] = (),
+    ims: Iterable[Mapping[str, Any]] = (),
+    photos: Iterable[Mapping[str, Any]] = (),
+    entitlements: Iterable[Mapping[str, Any]] = (),
+    x509_certificates: Iterable[Mapping[str, Any]] = (),
     addresses: Iterable[Mapping[str, Any]] = (),
-    manager: User | None = None,
+    manager: User | str | None = None,
     role: str = User.Role.MEMBER,
     password: str | None = None,
 ) -> User:
-    """Create a directory user. userName and externalId uniqueness per tenant are enforced by the
-    database, so of eight concurrent creates of one userName exactly one wins and the others get
-    UniquenessConflict (entra-scim.md C18)."""
+    """Create a directory user. userName uniqueness per tenant is enforced by the database, so of
+    eight concurrent creates of one userName exactly one wins and the others get UniquenessConflict.
+    `manager` is a `User`, or a SCIM `manager.value` kept as sent (see `_manager_link`)."""
     if role not in (User.Role.MEMBER, User.Role.MANAGER):
         raise InvalidValue("Only members and managers can be created.", field="role")
     values = _clean_user_fields({**(fields or {}), "username": username})
-    multi = {
-        "emails": _clean_multi_values("emails", emails),
-        "phone_numbers": _clean_multi_values("phone_numbers", phone_numbers),
-        "addresses": _clean_multi_values("addresses", addresses),
+    given = {
+        "emails": emails,
+        "phone_numbers": phone_numbers,
+        "ims": ims,
+        "photos": photos,
+        "entitlements": entitlements,
+        "x509_certificates": x509_certificates,
+        "addresses": addresses,
     }
-    _check_manager(tenant, None, manager)
-    user = User(tenant=tenant, role=role, manager=manager, **values)
+    multi = {kind: _clean_multi_values(kind, items) for kind, items in given.items()}
+    manager_value, manager_user = _manager_link(tenant, None, manager)
+    user = User(tenant=tenant, role=role, manager=manager_user, manager_value=manager_value, **values)
     if password:
         user.set_password(password)
     else:
@@ -552,12 +605,15 @@ def user_create(
     for kind, rows in multi.items():
         if rows:
             _write_multi_values(tenant, user, kind, rows, replace=False)
+    _link_pending_reports(tenant, user)
     changes: dict[str, Any] = {
         name: [None, value] for name, value in values.items() if value not in ("", [], None)
     }
     changes.update({kind: [None, rows] for kind, rows in multi.items() if rows})
-    if manager is not None:
-        changes["manager"] = [None, str(manager.scim_id)]
+    if manager_value:
+        changes["manager"] = [None, manager_value]
+    if password:
+        changes["password"] = [None, PASSWORD_SET]
     if role != User.Role.MEMBER:
         changes["role"] = [None, role]
     event_record(
@@ -581,15 +637,21 @@ def user_update(
     fields: Mapping[str, Any] | None = None,
     emails: Iterable[Mapping[str, Any]] | None = None,
     phone_numbers: Iterable[Mapping[str, Any]] | None = None,
+    ims: Iterable[Mapping[str, Any]] | None = None,
+    photos: Iterable[Mapping[str, Any]] | None = None,
+    entitlements: Iterable[Mapping[str, Any]] | None = None,
+    x509_certificates: Iterable[Mapping[str, Any]] | None = None,
     addresses: Iterable[Mapping[str, Any]] | None = None,
-    manager: User | None = UNSET,
+    manager: User | str | None = UNSET,
     role: str | None = None,
+    password: str | None = None,
 ) -> User:
     """Apply the given values to the user's row, locked for the rest of the transaction.
 
     Only attributes that differ from the stored row are written, so concurrent updates of different
     attributes never overwrite each other and a repeated update is a no-op (no new version, no event).
-    Multi-valued attributes, when given, replace the whole list.
+    Multi-valued attributes, when given, replace the whole list. A `password`, when given, is always
+    a change: comparing it with the stored hash would cost a full hash per request.
     """
     locked = _lock_user(tenant, user)
     if locked.role == User.Role.SERVICE:
@@ -610,17 +672,31 @@ def user_update(
         changed_columns.append("role")
         locked.role = role
     if manager is not UNSET:
-        _check_manager(tenant, locked, manager)
-        if locked.manager_id != (manager.pk if manager else None):
-            old_manager = locked.manager
-            changes["manager"] = [
-                str(old_manager.scim_id) if old_manager else None,
-                str(manager.scim_id) if manager else None,
-            ]
-            changed_columns.append("manager")
-            locked.manager = manager
+        manager_value, manager_user = _manager_link(tenant, locked, manager)
+        new_manager_id = manager_user.pk if manager_user else None
+        if locked.manager_value != manager_value or locked.manager_id != new_manager_id:
+            if locked.manager_value != manager_value:
+                changes["manager"] = [locked.manager_value or None, manager_value or None]
+            changed_columns.extend(["manager", "manager_value"])
+            locked.manager = manager_user
+            locked.manager_value = manager_value
+    if password is not None:
+        if not password:
+            raise InvalidValue("A password cannot be empty.", field="password")
+        locked.set_password(password)
+        changes["password"] = [PASSWORD_SET, PASSWORD_SET]
+        changed_columns.append("password")
     multi_updates: dict[str, list[dict[str, Any]]] = {}
-    for kind, given in (("emails", emails), ("phone_numbers", phone_numbers), ("addresses", addresses)):
+    given_values = {
+        "emails": emails,
+        "phone_numbers": phone_numbers,
+        "ims": ims,
+        "photos": photos,
+        "entitlements": entitlements,
+        "x509_certificates": x509_certificates,
+        "addresses": addresses,
+    }
+    for kind, given in given_values.items():
         if given is None:
             continue
         rows = _clean_multi_values(kind, given)
@@ -628,7 +704,7 @@ def user_update(
         if rows != current:
             changes[kind] = [current, rows]
             multi_updates[kind] = rows
-    if not changes:
+    if not changes and not changed_columns:
         return locked
     locked.version = F("version") + 1
     try:
@@ -768,9 +844,6 @@ def _group_uniqueness_error(
     name = values.get("display_name")
     if name and others.filter(display_name__lower=lowered(name)).exists():
         return UniquenessConflict(DISPLAY_NAME_TAKEN.format(value=name), field="display_name")
-    external_id = values.get("external_id")
-    if external_id and others.filter(external_id=external_id).exists():
-        return UniquenessConflict(EXTERNAL_ID_TAKEN.format(value=external_id), field="external_id")
     return UniquenessConflict("The group conflicts with an existing group of this tenant.")
 
 

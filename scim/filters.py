@@ -66,7 +66,16 @@ from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Left, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
-from directory.models import Membership, UserAddress, UserEmail, UserPhoneNumber
+from directory.models import (
+    Membership,
+    UserAddress,
+    UserEmail,
+    UserEntitlement,
+    UserIm,
+    UserPhoneNumber,
+    UserPhoto,
+    UserX509Certificate,
+)
 from scim.errors import BadRequest, InvalidFilter
 
 MAX_FILTER_LENGTH = 4096
@@ -433,9 +442,11 @@ def _subs(*leaves: _Leaf) -> dict[str, _Leaf]:
     return {leaf.name.rsplit(".", 1)[-1].lower(): leaf for leaf in leaves}
 
 
-def _multi_value(name: str, model: type[models.Model], *extra: _Leaf, display: bool = True) -> _Complex:
+def _multi_value(
+    name: str, model: type[models.Model], *extra: _Leaf, display: bool = True, value_case_exact: bool = False
+) -> _Complex:
     leaves = [
-        _text(f"{name}.value", "value"),
+        _text(f"{name}.value", "value", case_exact=value_case_exact),
         _text(f"{name}.type", "type"),
         _Leaf(name=f"{name}.primary", kind=BOOLEAN, field="primary"),
     ]
@@ -481,6 +492,10 @@ _USER_CORE = _by_lower_name(
     _Leaf(name="active", kind=BOOLEAN, field="is_active"),
     _multi_value("emails", UserEmail),
     _multi_value("phoneNumbers", UserPhoneNumber),
+    _multi_value("ims", UserIm),
+    _multi_value("photos", UserPhoto),
+    _multi_value("entitlements", UserEntitlement),
+    _multi_value("x509Certificates", UserX509Certificate, value_case_exact=True),
     _Complex(
         name="addresses",
         subs=_subs(
@@ -513,9 +528,7 @@ _USER_ENTERPRISE = _by_lower_name(
     _text("department", "department"),
     _Complex(
         name="manager",
-        subs=_subs(
-            _Leaf(name="manager.value", kind=IDENTIFIER, field="manager__scim_id", null_field="manager")
-        ),
+        subs=_subs(_text("manager.value", "manager_value", case_exact=True)),
         default_sub="value",
     ),
 )

@@ -101,6 +101,15 @@ NAME = Attribute(
 )
 EMAILS = Attribute("emails", "complex", multi_valued=True, sub_attributes=_VALUE_PARTS)
 PHONE_NUMBERS = Attribute("phoneNumbers", "complex", multi_valued=True, sub_attributes=_VALUE_PARTS)
+IMS = Attribute("ims", "complex", multi_valued=True, sub_attributes=_VALUE_PARTS)
+PHOTOS = Attribute("photos", "complex", multi_valued=True, sub_attributes=_VALUE_PARTS)
+ENTITLEMENTS = Attribute("entitlements", "complex", multi_valued=True, sub_attributes=_VALUE_PARTS)
+X509_CERTIFICATES = Attribute(
+    "x509Certificates",
+    "complex",
+    multi_valued=True,
+    sub_attributes=(Attribute("value", case_exact=True), *_VALUE_PARTS[1:]),
+)
 ADDRESSES = Attribute(
     "addresses",
     "complex",
@@ -169,8 +178,13 @@ USER = Resource(
                 "timezone",
             ),
             Attribute("active", "boolean", required=True),
+            Attribute("password"),
             EMAILS,
             PHONE_NUMBERS,
+            IMS,
+            PHOTOS,
+            ENTITLEMENTS,
+            X509_CERTIFICATES,
             ADDRESSES,
             ROLES,
         ),
@@ -180,7 +194,6 @@ USER = Resource(
         ),
     },
     read_only=frozenset({"id", "meta", "schemas", "groups"}),
-    unsupported=frozenset({"password", "ims", "photos", "entitlements", "x509certificates"}),
 )
 
 GROUP = Resource(
@@ -748,8 +761,9 @@ def _identity(attribute: Attribute, element: dict[str, Any]) -> Any:
     """Which existing value a re-sent value is: by `value` and `type` (caseExact=false) where the
     attribute has a `value`, otherwise by everything but `primary`. Entra re-sends unchanged PATCHes
     every cycle (R51, §8 P13), so an add of a value already present merges instead of duplicating."""
-    if attribute.sub("value") is not None and "value" in element:
-        return ("value", _fold(element.get("value"), False), _fold(element.get("type"), False))
+    value = attribute.sub("value")
+    if value is not None and "value" in element:
+        return ("value", _fold(element.get("value"), value.case_exact), _fold(element.get("type"), False))
     return tuple(sorted((key, _fold(item, False)) for key, item in element.items() if key != "primary"))
 
 

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from directory import selectors
-from directory.exceptions import ReferenceNotFound
-from directory.models import Group, Tenant, User
+from directory.models import Group, User
 from directory.services import UNSET
 from scim.errors import InvalidSyntax, InvalidValue
 from scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
@@ -61,7 +59,15 @@ ADDRESS_PARTS = {
     "type": "type",
     "primary": "primary",
 }
-MULTI_VALUED = {"emails": ("emails", VALUE_PARTS), "phoneNumbers": ("phone_numbers", VALUE_PARTS)}
+MULTI_VALUED = {
+    "emails": ("emails", VALUE_PARTS),
+    "phoneNumbers": ("phone_numbers", VALUE_PARTS),
+    "ims": ("ims", VALUE_PARTS),
+    "photos": ("photos", VALUE_PARTS),
+    "entitlements": ("entitlements", VALUE_PARTS),
+    "x509Certificates": ("x509_certificates", VALUE_PARTS),
+}
+"""RFC 7643 §4.1.2's value-shaped multi-valued attributes: SCIM name → (service argument, parts)."""
 
 
 def scim_datetime(value: datetime) -> str:
@@ -211,15 +217,21 @@ class UserInput:
 
     username: str
     fields: dict[str, Any] = field(default_factory=dict)
-    emails: list[dict[str, Any]] = field(default_factory=list)
-    phone_numbers: list[dict[str, Any]] = field(default_factory=list)
-    addresses: list[dict[str, Any]] = field(default_factory=list)
+    multi_values: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     manager: Any = UNSET
+    password: str | None = None
+
+    def service_arguments(self) -> dict[str, Any]:
+        """Keyword arguments shared by `user_create` and `user_update`."""
+        return {**self.multi_values, "manager": self.manager, "password": self.password}
 
 
-def user_from_scim(document: object, *, tenant: Tenant) -> UserInput:
+def user_from_scim(document: object) -> UserInput:
     """Decode a full User document (POST, PUT, or a patched document). Absent attributes come back
-    empty, so a PUT clears what it leaves out (RFC 7644 §3.5.1); `active` is only set when sent."""
+    empty, so a PUT clears what it leaves out (RFC 7644 §3.5.1); `active` is only set when sent.
+    `manager` stays the reference as sent: the service links it inside the tenant. `password` is
+    write-only (RFC 7643 §4.1.1, returned "never"): decoded here, hashed by the service, never read
+    back, and an absent password leaves the stored one as it is."""
     if not isinstance(document, dict):
         raise InvalidSyntax("The request body must be a JSON object.")
     data = ci_items(document)
@@ -242,21 +254,18 @@ def user_from_scim(document: object, *, tenant: Tenant) -> UserInput:
     for scim_name, model_name in ENTERPRISE_FIELDS.items():
         raw = extension.get(scim_name.lower())
         result.fields[model_name] = _string(raw, attribute=scim_name) if raw is not None else ""
-    manager_id = manager_reference(extension.get("manager"))
-    if manager_id is None:
-        result.manager = None
-    else:
-        try:
-            result.manager = selectors.users_by_scim_ids(tenant=tenant, scim_ids=[manager_id])[0]
-        except ReferenceNotFound:
-            raise InvalidValue(f"manager {manager_id!r} is not a user of this tenant.") from None
+    result.manager = manager_reference(extension.get("manager"))
 
-    result.emails = _multi_values(data.get("emails", []), attribute="emails", parts=VALUE_PARTS)
-    result.phone_numbers = _multi_values(
-        data.get("phonenumbers", []), attribute="phoneNumbers", parts=VALUE_PARTS
+    for scim_name, (kind, parts) in MULTI_VALUED.items():
+        result.multi_values[kind] = _multi_values(
+            data.get(scim_name.lower(), []), attribute=scim_name, parts=parts
+        )
+    result.multi_values["addresses"] = _multi_values(
+        data.get("addresses", []), attribute="addresses", parts=ADDRESS_PARTS
     )
-    result.addresses = _multi_values(data.get("addresses", []), attribute="addresses", parts=ADDRESS_PARTS)
     result.fields["roles"] = _roles(data["roles"]) if "roles" in data else []
+    if "password" in data:
+        result.password = _string(data["password"], attribute="password")
     return result
 
 
@@ -353,10 +362,11 @@ def user_to_scim(user: User, *, base_url: str, include_groups: bool = True) -> d
     extension: dict[str, Any] = {}
     for scim_name, model_name in ENTERPRISE_FIELDS.items():
         _put(extension, scim_name, getattr(user, model_name))
-    if user.manager_id is not None and user.manager is not None:
-        manager = user.manager
-        extension["manager"] = {"value": str(manager.scim_id), "$ref": f"{base_url}/Users/{manager.scim_id}"}
-        _put(extension["manager"], "displayName", manager.display_name)
+    if user.manager_value:
+        extension["manager"] = {"value": user.manager_value}
+        if user.manager_id is not None and user.manager is not None:
+            extension["manager"]["$ref"] = f"{base_url}/Users/{user.manager.scim_id}"
+            _put(extension["manager"], "displayName", user.manager.display_name)
     if extension:
         doc["schemas"].append(ENTERPRISE_SCHEMA)
         doc[ENTERPRISE_SCHEMA] = extension

@@ -64,14 +64,23 @@ def _s(name: str, description: str = "", **kwargs: Any) -> Attribute:
     return Attribute(name=name, description=description, **kwargs)
 
 
-def _multi(name: str, description: str, value_description: str, types: tuple[str, ...]) -> Attribute:
+def _multi(
+    name: str,
+    description: str,
+    value_description: str,
+    types: tuple[str, ...],
+    *,
+    value: Attribute | None = None,
+) -> Attribute:
+    """RFC 7643 §2.4's value-shaped multi-valued attribute. Several values may share a `type`;
+    only `primary` is limited, to one true value."""
     return Attribute(
         name=name,
         type="complex",
         multi_valued=True,
         description=description,
         sub_attributes=(
-            _s("value", value_description),
+            value or _s("value", value_description),
             _s("display", "A human-readable name, primarily used for display purposes."),
             _s("type", "A label indicating the attribute's function.", canonical_values=types),
             Attribute(name="primary", type="boolean", description="The preferred value, true at most once."),
@@ -82,12 +91,12 @@ def _multi(name: str, description: str, value_description: str, types: tuple[str
 def _external_id(resource: str) -> Attribute:
     """A common attribute (RFC 7643 §3.1) that no schema has to list; it is listed anyway because
     Entra maps to it by default (mailNickname or objectId → externalId) and the gallery validator
-    fails a mapped attribute it cannot discover in /Schemas (entra-scim.md R63, §6.4)."""
+    fails a mapped attribute it cannot discover in /Schemas. RFC 7643 gives it no uniqueness, and
+    none is enforced: two users may share a mailNickname."""
     return _s(
         "externalId",
-        f"The provisioning client's identifier for the {resource}, unique per tenant and case-exact.",
+        f"The provisioning client's identifier for the {resource}, case-exact; not unique.",
         case_exact=True,
-        uniqueness="server",
     )
 
 
@@ -120,7 +129,21 @@ USER_ATTRIBUTES: tuple[Attribute, ...] = (
     _s("preferredLanguage", "The user's preferred written or spoken language, e.g. 'en-US'."),
     _s("locale", "The user's default location for localization, e.g. 'en-US'."),
     _s("timezone", "The user's time zone in IANA format, e.g. 'America/Los_Angeles'."),
-    Attribute(name="active", type="boolean", description="The user's administrative status."),
+    Attribute(
+        name="active",
+        type="boolean",
+        required=True,
+        description=(
+            "The user's administrative status. Required: it can be set to true or false but never "
+            "removed; a create that leaves it out makes an active user."
+        ),
+    ),
+    _s(
+        "password",
+        "The user's clear-text password for the tenant's sign-in page; hashed on arrival, never returned.",
+        mutability="writeOnly",
+        returned="never",
+    ),
     _multi(
         "emails", "Email addresses for the user.", "Email address for the user.", ("work", "home", "other")
     ),
@@ -129,6 +152,34 @@ USER_ATTRIBUTES: tuple[Attribute, ...] = (
         "Phone numbers for the user.",
         "Phone number, stored exactly as sent.",
         ("work", "home", "mobile", "fax", "pager", "other"),
+    ),
+    _multi(
+        "ims",
+        "Instant messaging addresses for the user.",
+        "Instant messaging address for the user.",
+        ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
+    ),
+    _multi(
+        "photos",
+        "URLs of photos of the user.",
+        "URL of a photo of the user.",
+        ("photo", "thumbnail"),
+        value=Attribute(
+            name="value", type="reference", reference_types=("external",), description="URL of a photo."
+        ),
+    ),
+    _multi("entitlements", "Entitlements of the user.", "The value of an entitlement.", ()),
+    _multi(
+        "x509Certificates",
+        "X.509 certificates issued to the user.",
+        "The DER certificate, base64-encoded.",
+        (),
+        value=Attribute(
+            name="value",
+            type="binary",
+            case_exact=True,
+            description="The value of an X.509 certificate, base64-encoded DER.",
+        ),
     ),
     Attribute(
         name="addresses",
@@ -191,9 +242,12 @@ ENTERPRISE_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute(
         name="manager",
         type="complex",
-        description="The user's manager, a user of the same tenant.",
+        description=(
+            "The user's manager. A value naming no user of this tenant (yet) is kept as sent and "
+            "linked once that user exists."
+        ),
         sub_attributes=(
-            _s("value", "The id of the SCIM resource representing the user's manager."),
+            _s("value", "The id of the SCIM resource representing the user's manager.", case_exact=True),
             Attribute(
                 name="$ref",
                 type="reference",

@@ -26,6 +26,7 @@ from django_scim.views import SCIMView
 from directory import selectors, services
 from directory.exceptions import DirectoryError
 from directory.models import Event, Group, Membership, Tenant, User
+from directory.services import MULTI_VALUE_MODELS
 from scim import errors
 from scim.auth import SCIMPrincipal, authenticate
 from scim.representation import (
@@ -221,9 +222,7 @@ def user_queryset(tenant: Tenant) -> QuerySet[User]:
         selectors.user_list(tenant=tenant)
         .select_related("manager")
         .prefetch_related(
-            "emails",
-            "phone_numbers",
-            "addresses",
+            *MULTI_VALUE_MODELS,
             Prefetch("memberships", queryset=Membership.objects.select_related("group").order_by("id")),
         )
     )
@@ -277,39 +276,38 @@ def user_result(ctx: RequestContext, user: User, status: int = 200, *, refetch: 
 
 
 def users_create(ctx: RequestContext, body: Any) -> Result:
-    data = user_from_scim(body, tenant=ctx.tenant)
+    data = user_from_scim(body)
     fields = {"is_active": True, **data.fields}
     user = services.user_create(
         tenant=ctx.tenant,
         actor=ctx.actor,
         username=data.username,
         fields=fields,
-        emails=data.emails,
-        phone_numbers=data.phone_numbers,
-        addresses=data.addresses,
-        manager=data.manager,
+        **data.service_arguments(),
     )
     return user_result(ctx, user, status=201)
 
 
-def user_save_document(ctx: RequestContext, user: User, document: Any, *, read: User | None = None) -> Result:
+def user_save_document(
+    ctx: RequestContext, user: User, document: Any, *, read: User | None = None, answer: bool = True
+) -> Result:
     """Make the user what `document` says: a PUT body, or the current document after PATCH.
     The service writes only what differs, so both are idempotent (entra-scim.md R51).
 
     `read` is the user as read (with its prefetches) under the lock this transaction holds; when
     nothing changed it is still the stored state and is answered without re-reading it, which
-    halves the cost of the unchanged values Entra re-sends every cycle (entra-scim.md §8 P13)."""
-    data = user_from_scim(document, tenant=ctx.tenant)
+    halves the cost of the unchanged values Entra re-sends every cycle (entra-scim.md §8 P13).
+    `answer=False` (a PATCH that asked for no attributes) answers 204 and reads nothing back."""
+    data = user_from_scim(document)
     user = services.user_update(
         tenant=ctx.tenant,
         actor=ctx.actor,
         user=user,
         fields={"username": data.username, **data.fields},
-        emails=data.emails,
-        phone_numbers=data.phone_numbers,
-        addresses=data.addresses,
-        manager=data.manager,
+        **data.service_arguments(),
     )
+    if not answer:
+        return Result(status=204, version=etag(user.version))
     if read is not None and user.version == read.version:
         return user_result(ctx, read, refetch=False)
     return user_result(ctx, user)
@@ -321,7 +319,11 @@ def users_replace(ctx: RequestContext, scim_id: str, body: Any, if_match: str | 
     return user_save_document(ctx, user, body)
 
 
-def users_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | None) -> Result:
+def users_patch(
+    ctx: RequestContext, scim_id: str, body: Any, if_match: str | None, *, answer: bool = False
+) -> Result:
+    """RFC 7644 §3.5.2: 204 No Content unless the client asked for attributes (`answer=True`), then
+    200 with the resource."""
     from scim.patch import apply_user_patch, validate_patch_request
 
     operations = validate_patch_request(body)
@@ -329,7 +331,7 @@ def users_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | No
     check_if_match(if_match, user.version)
     read = user_queryset(ctx.tenant).get(pk=user.pk)
     current = user_to_scim(read, base_url=ctx.base_url, include_groups=False)
-    return user_save_document(ctx, user, apply_user_patch(current, operations), read=read)
+    return user_save_document(ctx, user, apply_user_patch(current, operations), read=read, answer=answer)
 
 
 def users_delete(ctx: RequestContext, scim_id: str, if_match: str | None) -> Result:
@@ -385,9 +387,12 @@ def groups_replace(ctx: RequestContext, scim_id: str, body: Any, if_match: str |
     return group_result(ctx, group)
 
 
-def groups_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | None) -> Result:
-    """Group PATCH answers 204 (entra-scim.md R26) and never loads the member list: member
-    operations become membership services over just the ids named (R61)."""
+def groups_patch(
+    ctx: RequestContext, scim_id: str, body: Any, if_match: str | None, *, answer: bool = False
+) -> Result:
+    """Group PATCH never loads the member list: member operations become membership services over
+    just the ids named (entra-scim.md R61). It answers 204 (R26), or 200 with the group when the
+    client asked for attributes (`answer=True`, RFC 7644 §3.5.2)."""
     from scim.patch import apply_group_patch, validate_patch_request
 
     operations = validate_patch_request(body)
@@ -418,6 +423,8 @@ def groups_patch(ctx: RequestContext, scim_id: str, body: Any, if_match: str | N
             group = services.membership_remove(tenant=ctx.tenant, actor=ctx.actor, group=group, users=users)
         else:
             group = services.membership_set(tenant=ctx.tenant, actor=ctx.actor, group=group, users=[])
+    if answer:
+        return group_result(ctx, group)
     return Result(status=204, version=etag(group.version))
 
 
@@ -738,7 +745,7 @@ class ResourceView(SCIMEndpoint):
     list_all: Callable[[RequestContext, ListQuery], Result]
     create: Callable[[RequestContext, Any], Result]
     replace: Callable[[RequestContext, str, Any, str | None], Result]
-    modify: Callable[[RequestContext, str, Any, str | None], Result]
+    modify: Callable[..., Result]
     remove: Callable[[RequestContext, str, str | None], Result]
 
     def allowed_methods(self, kwargs: dict[str, Any]) -> list[str]:
@@ -770,11 +777,20 @@ class ResourceView(SCIMEndpoint):
         )
 
     def patch(self, request: HttpRequest, scim_id: str | None = None) -> HttpResponse:
+        """204 No Content, or 200 with the projected resource when the request names `attributes`
+        or `excludedAttributes` (RFC 7644 §3.5.2)."""
         if scim_id is None:
             raise errors.MethodNotAllowed(f"PATCH needs an id: /{self.resource_type}s/{{id}}.")
-        return self.respond(
-            type(self).modify(self.ctx, scim_id, self.body(request), request.headers.get("If-Match"))
+        query = ListQuery.from_params(self.params(request))
+        answer = bool(query.attributes or query.excluded)
+        result = type(self).modify(
+            self.ctx, scim_id, self.body(request), request.headers.get("If-Match"), answer=answer
         )
+        if answer and result.body is not None:
+            result.body = project(
+                result.body, schema=self.schema, attributes=query.attributes, excluded=query.excluded
+            )
+        return self.respond(result)
 
     def delete(self, request: HttpRequest, scim_id: str | None = None) -> HttpResponse:
         if scim_id is None:
@@ -924,7 +940,7 @@ def run_bulk_operation(ctx: RequestContext, operation: Any, bulk_ids: dict[str, 
     if method not in ("POST", "PUT", "PATCH", "DELETE") or not parts:
         raise errors.InvalidValue("A bulk operation needs a method (POST, PUT, PATCH, DELETE) and a path.")
     resource = parts[0]
-    route = BULK_ROUTES.get((method, resource))
+    route = BULK_ROUTES.get((method, resource.capitalize()))
     if route is None:
         raise errors.InvalidPath(f"{method} {path} is not a bulk operation this server supports.")
     if method == "POST":
