@@ -51,7 +51,11 @@ from directory.models import (
     User,
     UserAddress,
     UserEmail,
+    UserEntitlement,
+    UserIm,
     UserPhoneNumber,
+    UserPhoto,
+    UserX509Certificate,
 )
 
 EXACT_COUNT_LIMIT = 10_000
@@ -318,13 +322,8 @@ class MultiValueFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         primaries = 0
-        types: set[str] = set()
         for row in self.service_rows() or []:
             primaries += bool(row.get("primary"))
-            type_key = (row.get("type") or "").lower()
-            if type_key and type_key in types:
-                raise forms.ValidationError(f"Each type may appear once; {row['type']!r} is repeated.")
-            types.add(type_key)
         if primaries > 1:
             raise forms.ValidationError("Only one can be primary.")
 
@@ -375,6 +374,36 @@ class UserPhoneNumberInline(MultiValueInline):
     verbose_name = "phone number"
     verbose_name_plural = "phone numbers"
     fields = ("type", "value", "primary")
+
+
+class UserImInline(MultiValueInline):
+    model = UserIm
+    kind = "ims"
+    verbose_name = "instant messaging address"
+    verbose_name_plural = "instant messaging"
+    fields = ("type", "value", "primary")
+
+
+class UserPhotoInline(MultiValueInline):
+    model = UserPhoto
+    kind = "photos"
+    verbose_name = "photo URL"
+    verbose_name_plural = "photos"
+    fields = ("type", "value", "primary")
+
+
+class UserEntitlementInline(MultiValueInline):
+    model = UserEntitlement
+    kind = "entitlements"
+    fields = ("type", "value", "primary")
+
+
+class UserX509CertificateInline(MultiValueInline):
+    model = UserX509Certificate
+    kind = "x509_certificates"
+    verbose_name = "X.509 certificate"
+    verbose_name_plural = "X.509 certificates (base64 DER)"
+    fields = ("value", "primary")
 
 
 class UserAddressInline(MultiValueInline):
@@ -506,7 +535,7 @@ def user_csv_rows(queryset: QuerySet, *, with_tenant: bool) -> Iterator[list[str
             user.title,
             user.department,
             user.employee_number,
-            user.manager.username if user.manager_id else "",
+            user.manager.username if user.manager_id else user.manager_value,
             user.role,
             user.created.isoformat(),
             user.last_modified.isoformat(),
@@ -596,9 +625,17 @@ class UserAdmin(TenantScopedAdmin):
     )
     list_select_related = ("tenant",)
     ordering = (Lower("username"),)
-    readonly_fields = ("scim_id", "created", "last_modified", "version")
+    readonly_fields = ("scim_id", "created", "last_modified", "version", "manager_reference")
     autocomplete_fields = ("manager",)
-    inlines = (UserEmailInline, UserPhoneNumberInline, UserAddressInline)
+    inlines = (
+        UserEmailInline,
+        UserPhoneNumberInline,
+        UserAddressInline,
+        UserImInline,
+        UserPhotoInline,
+        UserEntitlementInline,
+        UserX509CertificateInline,
+    )
     actions = (deactivate_users, reactivate_users, export_users_csv)
     fieldsets = (
         (None, {"fields": ("username", "external_id", "is_active", "role", "scim_id")}),
@@ -611,6 +648,7 @@ class UserAdmin(TenantScopedAdmin):
                     ("organization", "cost_center"),
                     "employee_number",
                     "manager",
+                    "manager_reference",
                 )
             },
         ),
@@ -674,6 +712,20 @@ class UserAdmin(TenantScopedAdmin):
             prefix |= Q(given_name__lower__startswith=words[0], family_name__lower__startswith=words[1])
         return queryset.filter(prefix), False
 
+    @admin.display(description="manager as provisioned")
+    def manager_reference(self, obj: User) -> SafeString | str:
+        """The `manager.value` the identity provider sent. Unresolved when it names no user of this
+        tenant (yet): SCIM keeps it as sent and links it once that user is provisioned."""
+        if not obj.manager_value:
+            return "—"
+        if obj.manager_id is None:
+            return format_html(
+                '<span class="sl-badge sl-badge-warn" title="{}">unresolved</span> <code>{}</code>',
+                "No user of this tenant has this id or externalId yet; it links when one arrives.",
+                obj.manager_value,
+            )
+        return format_html("<code>{}</code>", obj.manager_value)
+
     @admin.display(description="name", ordering=Lower("family_name"))
     def full_name(self, obj: User) -> str:
         return obj.display_name or " ".join(p for p in (obj.given_name, obj.family_name) if p)
@@ -728,12 +780,15 @@ class UserAdmin(TenantScopedAdmin):
         actor = request_actor(request)
         try:
             if change:
+                # An untouched manager field must not clear a reference the console cannot show
+                # as a choice (an unresolved `manager.value` from SCIM).
+                manager = data.get("manager") if "manager" in form.changed_data else services.UNSET
                 services.user_update(
                     tenant=acting_tenant(request, form.instance.tenant),
                     actor=actor,
                     user=form.instance,
                     fields=fields,
-                    manager=data.get("manager"),
+                    manager=manager,
                     role=data.get("role"),
                     **multi,
                 )
@@ -1122,7 +1177,13 @@ class ResourceTypeFilter(admin.SimpleListFilter):
 
 def scim_attribute(key: str) -> str:
     """Services log model field names; managers read SCIM names (given_name → name.givenName)."""
-    special = {"phone_numbers": "phoneNumbers", "is_active": "active", "manager": "manager", "role": "role"}
+    special = {
+        "phone_numbers": "phoneNumbers",
+        "x509_certificates": "x509Certificates",
+        "is_active": "active",
+        "manager": "manager",
+        "role": "role",
+    }
     if key in special:
         return special[key]
     try:
