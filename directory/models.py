@@ -19,6 +19,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
+from directory.feed import FEED_ACTIONS
+
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Enter a colour as #RRGGBB.")
 
@@ -39,6 +41,9 @@ class Tenant(models.Model):
     logo_url = models.URLField(blank=True)
     primary_color = models.CharField(max_length=7, default="#2563eb", validators=[HEX_COLOUR])
     created = models.DateTimeField(auto_now_add=True)
+    feed_head = models.BigIntegerField(
+        default=0, editable=False, help_text="The last change-feed position given to one of its events."
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -434,10 +439,29 @@ class Event(models.Model):
     detail = models.TextField(blank=True)
     request_method = models.CharField(max_length=8, blank=True)
     request_path = models.CharField(max_length=512, blank=True)
+    feed_position = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Place in the tenant's change feed, given once the change is committed and seen.",
+    )
 
     class Meta:
         ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "feed_position"],
+                condition=Q(feed_position__isnull=False),
+                name="%(app_label)s_%(class)s_unique_feed_position",
+            ),
+        ]
         indexes = [
+            models.Index(
+                F("tenant"),
+                F("id"),
+                condition=Q(feed_position__isnull=True, action__in=FEED_ACTIONS),
+                name="dir_event_feed_unstamped",
+            ),
             models.Index(F("tenant"), F("created").desc(), name="dir_event_tenant_created"),
             models.Index(F("tenant"), F("resource_id"), name="dir_event_tenant_resource"),
             models.Index(F("tenant"), F("result"), F("created").desc(), name="dir_event_tenant_result"),
@@ -445,3 +469,89 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.resource_label or self.resource_id}".strip()
+
+
+class WebhookEndpoint(models.Model):
+    """An HTTPS endpoint of the tenant's own software that hears about directory changes.
+
+    The signing secret is needed in the clear to sign each delivery (HMAC-SHA256), so it is stored
+    encrypted with a key derived from SECRET_KEY (directory.secrets), never hashed, and shown to
+    the manager once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Feed event types to deliver; empty means every type."
+    )
+    secret_encrypted = models.TextField(editable=False)
+    secret_prefix = models.CharField(max_length=16, editable=False)
+    is_active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["tenant_id", "id"]
+        indexes = [models.Index(F("tenant"), F("is_active"), name="dir_webhook_tenant_active")]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookDelivery(models.Model):
+    """The transactional outbox: one row per (endpoint, change), written by the service in the
+    change's own transaction, so a change is delivered if and only if it committed.
+
+    Workers claim due rows with a lease (`claimed_until`), taken under `SELECT … FOR UPDATE SKIP
+    LOCKED` on PostgreSQL: a worker that dies mid-send leaves a lease that runs out, and another
+    worker takes the row again (at-least-once). A row is only due when no earlier row of the same
+    endpoint and resource is still pending, which keeps deliveries in order per resource."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=64)
+    resource_key = models.CharField(max_length=100, help_text="resource type and id: the unit of ordering.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    retry_until = models.DateTimeField(help_text="Back-off retries stop here; then the delivery is failed.")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=128, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(
+                F("next_attempt_at"),
+                F("id"),
+                condition=Q(status="pending"),
+                name="dir_delivery_due",
+            ),
+            models.Index(
+                F("endpoint"),
+                F("resource_key"),
+                F("id"),
+                condition=Q(status="pending"),
+                name="dir_delivery_pending_resource",
+            ),
+            models.Index(F("tenant"), F("endpoint"), F("id"), name="dir_delivery_tenant_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.endpoint}"

@@ -8,11 +8,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet, Value
+from django.db.models import Count, QuerySet, Value
 from django.db.models.functions import Lower
 
 from directory.exceptions import NotFound, ReferenceNotFound
-from directory.models import Event, Group, Membership, Tenant, TenantEmailDomain, TenantHost, User
+from directory.models import (
+    Event,
+    Group,
+    Membership,
+    Tenant,
+    TenantEmailDomain,
+    TenantHost,
+    User,
+    UserEmail,
+)
 
 
 def parse_scim_id(value: object) -> uuid.UUID | None:
@@ -338,3 +347,68 @@ def user_groups(*, tenant: Tenant, user: User) -> QuerySet[Group]:
 def resource_events(*, tenant: Tenant, resource_id: str) -> QuerySet[Event]:
     """A user's or group's history, newest first, on the (tenant, resource_id) index."""
     return event_list(tenant=tenant).filter(resource_id=resource_id).order_by("-created", "-id")
+
+
+# ------------------------------------------------------------------------------- directory API
+
+
+@dataclass(frozen=True)
+class TenantUserFilterQuery:
+    """The directory API's user filters; every one is an indexed lookup inside the tenant."""
+
+    active: bool | None = None
+    user_name: str = ""
+    email: str = ""
+    external_id: str = ""
+    group: uuid.UUID | None = None
+    updated_after: datetime | None = None
+
+
+def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[User]:
+    """Users of the tenant's directory (never its service principal) matching `query`, in a stable
+    order (creation order, by primary key) with their emails and manager loaded."""
+    users = (
+        User.objects.filter(tenant=tenant)
+        .exclude(role=User.Role.SERVICE)
+        .select_related("manager")
+        .prefetch_related("emails")
+        .order_by("id")
+    )
+    if query.active is not None:
+        users = users.filter(is_active=query.active)
+    if query.user_name:
+        users = users.filter(username__lower=lowered(query.user_name))
+    if query.email:
+        emails = UserEmail.objects.filter(tenant=tenant, value__lower=lowered(query.email))
+        users = users.filter(pk__in=emails.values("user_id"))
+    if query.external_id:
+        users = users.filter(external_id=query.external_id)
+    if query.group is not None:
+        users = users.filter(
+            pk__in=Membership.objects.filter(tenant=tenant, group__scim_id=query.group).values("user_id")
+        )
+    if query.updated_after is not None:
+        users = users.filter(last_modified__gt=query.updated_after)
+    return users
+
+
+def group_members_list(*, tenant: Tenant, group: Group) -> QuerySet[User]:
+    return (
+        User.objects.filter(tenant=tenant, memberships__group=group)
+        .select_related("manager")
+        .prefetch_related("emails")
+        .order_by("id")
+    )
+
+
+def groups_with_member_counts(*, tenant: Tenant) -> QuerySet[Group]:
+    return Group.objects.filter(tenant=tenant).annotate(member_count=Count("memberships")).order_by("id")
+
+
+def feed_events(*, tenant: Tenant, after: int, limit: int) -> list[Event]:
+    """The tenant's change feed after position `after`: only positioned events (see
+    services.feed_stamp), in position order."""
+    return list(
+        Event.objects.filter(tenant=tenant, feed_position__gt=after)
+        .order_by("feed_position")[:limit]
+    )

@@ -17,6 +17,10 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
 SECRET_TOKEN_PREFIX = "slt_"
+SCIM_SCOPE = "scim"
+API_SCOPES = ("directory:read", "events:read")
+"""Scopes of the read-only directory API (/api/v1/). A client holds either `scim` (provisioning) or
+API scopes, never both: a read-only API client must not be able to write over SCIM."""
 DEFAULT_CLIENT_SECRET_LIFETIME_DAYS = 730
 
 
@@ -52,6 +56,11 @@ class Application(AbstractApplication):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used = models.DateTimeField(null=True, blank=True)
+    allowed_scopes = models.CharField(
+        max_length=200,
+        default=SCIM_SCOPE,
+        help_text="Space-separated scopes this client may be granted: `scim`, or API scopes.",
+    )
     client_secret_expires = models.DateTimeField(
         null=True,
         blank=True,
@@ -67,6 +76,14 @@ class Application(AbstractApplication):
         if self.disabled:
             return False
         return self.tenant_id is None or self.tenant.is_active
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.allowed_scopes.split()
+
+    @property
+    def is_api_client(self) -> bool:
+        return any(scope in API_SCOPES for scope in self.scope_list)
 
     def own_secret_is_valid(self) -> bool:
         return bool(self.client_secret) and (

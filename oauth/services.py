@@ -20,6 +20,8 @@ from directory.exceptions import InvalidValue, TenantMismatch
 from directory.models import Event, Tenant, User
 from directory.services import Actor, event_record
 from oauth.models import (
+    API_SCOPES,
+    SCIM_SCOPE,
     Application,
     ClientSecret,
     Consent,
@@ -147,6 +149,7 @@ def application_create(
     redirect_uris: Sequence[str] = (),
     client_type: str = Application.CLIENT_CONFIDENTIAL,
     secret_expires_days: int | None = None,
+    scopes: Sequence[str] = (SCIM_SCOPE,),
 ) -> tuple[Application, str]:
     """Register an OAuth client and return it with its raw secret, which exists only in this return
     value (DOT stores a PBKDF2 hash).
@@ -173,6 +176,7 @@ def application_create(
         raise InvalidValue("An authorization-code application needs a redirect URI.", field="redirect_uris")
     if client_type not in (Application.CLIENT_CONFIDENTIAL, Application.CLIENT_PUBLIC):
         raise InvalidValue("The client type is confidential or public.", field="client_type")
+    scope_list = _clean_scopes(scopes, grant_type=grant_type, tenant=tenant)
     raw = generate_client_secret()
     application = Application(
         tenant=tenant,
@@ -182,6 +186,7 @@ def application_create(
         redirect_uris=" ".join(uris),
         client_secret=raw,
         client_secret_expires=timezone.now() + _secret_days(secret_expires_days),
+        allowed_scopes=" ".join(scope_list),
     )
     try:
         application.full_clean(exclude=["client_secret", "user"])
@@ -198,9 +203,40 @@ def application_create(
             "grant": [None, grant_type],
             "redirect_uris": [None, uris],
             "client_id": [None, application.client_id],
+            "scopes": [None, scope_list],
         },
     )
     return application, raw
+
+
+def _clean_scopes(scopes: Sequence[str], *, grant_type: str, tenant: Tenant | None) -> list[str]:
+    """`scim` alone (provisioning), or API scopes alone on a tenant's client-credentials client:
+    the directory API is read by the tenant's own software, never by a browser flow."""
+    chosen = list(dict.fromkeys(s.strip() for s in scopes if s and s.strip()))
+    if chosen == [SCIM_SCOPE]:
+        return chosen
+    if not chosen or any(scope not in API_SCOPES for scope in chosen):
+        raise InvalidValue(
+            f"Scopes are `{SCIM_SCOPE}`, or one or both of {', '.join(API_SCOPES)}.", field="scopes"
+        )
+    if grant_type != Application.GRANT_CLIENT_CREDENTIALS or tenant is None:
+        raise InvalidValue("An API client is a tenant's client-credentials application.", field="scopes")
+    return chosen
+
+
+def api_client_create(
+    *, tenant: Tenant, actor: Actor, name: str, scopes: Sequence[str] = API_SCOPES
+) -> tuple[Application, str]:
+    """A client of the read-only directory API (/api/v1/): client credentials, API scopes only."""
+    if tenant.is_platform:
+        raise InvalidValue("API clients belong to a customer tenant.")
+    return application_create(
+        tenant=tenant,
+        actor=actor,
+        name=name,
+        grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        scopes=scopes,
+    )
 
 
 def _lock_application(tenant: Tenant, application: Application) -> Application:

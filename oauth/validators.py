@@ -138,6 +138,23 @@ class TenantOAuth2Validator(OAuth2Validator):
             return tenant is not None and tenant.is_active and not tenant.is_platform
         return True
 
+    def get_default_scopes(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> list[str]:
+        """A client that names no scope gets all it may hold: `scim` for provisioning clients (what
+        Entra's requests, which carry no scope, need), its API scopes for an API client."""
+        client = getattr(request, "client", None)
+        if isinstance(client, Application):
+            return client.scope_list
+        return super().get_default_scopes(client_id, request, *args, **kwargs)
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
+        """Only scopes the client was registered with (RFC 6749 §3.3): an API client asking for
+        `scim`, or a provisioning client asking for `directory:read`, gets `invalid_scope`."""
+        if not super().validate_scopes(client_id, scopes, client, request, *args, **kwargs):
+            return False
+        return isinstance(client, Application) and set(scopes) <= set(client.scope_list)
+
     def validate_user(self, *args: Any, **kwargs: Any) -> bool:
         """The password grant is not offered (RFC 9700 §2.4)."""
         return False

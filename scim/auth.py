@@ -19,11 +19,10 @@ from directory import selectors
 from directory.exceptions import NotFound as DomainNotFound
 from directory.models import Tenant, User
 from directory.services import Actor
-from oauth.models import SECRET_TOKEN_PREFIX, SecretToken, token_digest
+from oauth.models import SCIM_SCOPE, SECRET_TOKEN_PREFIX, SecretToken, token_digest
 from oauth.services import credential_mark_used
 from scim.errors import Unauthorized
 
-SCIM_SCOPE = "scim"
 INVALID_TOKEN = "The bearer token is missing, invalid, expired or revoked."
 
 

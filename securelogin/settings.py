@@ -64,12 +64,15 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "oauth2_provider",
     "django_scim",
     "axes",
     "directory",
     "oauth",
     "scim",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -196,8 +199,25 @@ REST_FRAMEWORK = {
         "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SecureLogin directory API",
+    "DESCRIPTION": (
+        "Read a tenant's users, groups and memberships, and follow every directory change. "
+        "Authenticate with an OAuth 2.0 client-credentials token from /oauth/token/ "
+        "(scopes directory:read, events:read)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth.Application"
 OAUTH2_PROVIDER = {
@@ -212,7 +232,11 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     # Entra's Authorize button sends no PKCE: required for public clients only (oauth.validators).
     "PKCE_REQUIRED": pkce_required,
-    "SCOPES": {"scim": "Provision users and groups over SCIM 2.0"},
+    "SCOPES": {
+        "scim": "Provision users and groups over SCIM 2.0",
+        "directory:read": "Read the directory's users, groups and memberships (/api/v1/)",
+        "events:read": "Read the change feed of the directory (/api/v1/events/)",
+    },
     "DEFAULT_SCOPES": ["scim"],
     "REQUEST_APPROVAL_PROMPT": "force",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if not DEBUG else ["https", "http"],

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
@@ -25,6 +26,7 @@ from directory.exceptions import (
     TenantMismatch,
     UniquenessConflict,
 )
+from directory.feed import event_type
 from directory.models import (
     SLUG_RE,
     Event,
@@ -41,6 +43,8 @@ from directory.models import (
     UserPhoneNumber,
     UserPhoto,
     UserX509Certificate,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from directory.selectors import lowered, parse_scim_id
 
@@ -100,6 +104,8 @@ MULTI_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 EVENT_ID_LIST_LIMIT = 1000
+WEBHOOK_RETRY_WINDOW = timedelta(hours=24)
+"""A change's webhook delivery is retried with back-off this long, then marked failed."""
 PASSWORD_SET = "(set)"
 """What an Event records for a password: that one was set, never the password or its hash."""
 UNSET: Any = object()
@@ -166,9 +172,10 @@ def event_record(
     request_path: str = "",
 ) -> Event:
     """Append to the provisioning log. Failed SCIM requests call this after their transaction rolled
-    back, so the failure is kept while the change is not."""
+    back, so the failure is kept while the change is not. A directory change also goes to the
+    webhook outbox here, inside the caller's transaction (see `_outbox_write`)."""
     actor_user = actor.user if actor.user is not None and actor.user.pk is not None else None
-    return Event.objects.create(
+    event = Event.objects.create(
         tenant=tenant,
         actor_type=actor.type,
         actor_user=actor_user,
@@ -185,6 +192,36 @@ def event_record(
         detail=detail,
         request_method=request_method[:8],
         request_path=request_path[:512],
+    )
+    kind = event_type(action)
+    if result == Event.Result.SUCCESS and kind is not None:
+        _outbox_write(tenant, event, kind)
+    return event
+
+
+def _outbox_write(tenant: Tenant, event: Event, kind: str) -> None:
+    """One pending delivery per active endpoint of the tenant that wants this event type, written
+    in the transaction of the change itself: if the change rolls back, so do its deliveries, and a
+    committed change always has them (the transactional outbox). One indexed query when the tenant
+    has no endpoints."""
+    endpoints = [
+        e for e in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True) if e.wants(kind)
+    ]
+    if not endpoints:
+        return
+    now = timezone.now()
+    resource_key = f"{event.resource_type}:{event.resource_id}"[:100]
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            tenant=tenant,
+            endpoint=endpoint,
+            event=event,
+            event_type=kind,
+            resource_key=resource_key,
+            next_attempt_at=now,
+            retry_until=now + WEBHOOK_RETRY_WINDOW,
+        )
+        for endpoint in endpoints
     )
 
 
@@ -1050,3 +1087,8 @@ def membership_set(*, tenant: Tenant, actor: Actor, group: Group, users: Sequenc
         changes=changes,
     )
     return locked
+
+
+# The change feed and webhook writers live beside this module and are part of the same API
+# (`services.webhook_endpoint_create`, …); imported last because they use Actor and event_record.
+from directory.services.webhooks import *  # noqa: E402, F403
