@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "oauth",
     "scim",
     "api",
+    "sso",
 ]
 
 MIDDLEWARE = [
