@@ -36,6 +36,12 @@ class TenantModelBackend(ModelBackend):
             User().set_password(password)
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
+            if not password_sign_in_allowed(user):
+                # The tenant requires SSO and this is no break-glass manager: refused on every
+                # password form (the console's too); the sign-in page says why.
+                if request is not None:
+                    request.sso_password_refused = True  # type: ignore[attr-defined]
+                return None
             return user
         return None
 
@@ -51,6 +57,12 @@ class TenantModelBackend(ModelBackend):
 
     def has_module_perms(self, user_obj: Any, app_label: str) -> bool:
         return bool(user_obj.is_active and user_obj.is_staff)
+
+
+def password_sign_in_allowed(user: User) -> bool:
+    from sso.policy import password_sign_in_allowed as allowed
+
+    return allowed(user)
 
 
 def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:

@@ -53,6 +53,8 @@ from oauth.security import (
     secure_page,
 )
 from oauth.validators import is_active_manager
+from sso import policy as sso_policy
+from sso import signin as sso_signin
 
 ACCOUNT_PATH = "/account/"
 SIGN_IN_PATH = "/login/"
@@ -190,6 +192,24 @@ class TenantSignInView(auth_views.LoginView):
             return ACCOUNT_PATH
         return self.get_redirect_url() or ACCOUNT_PATH
 
+    # --- single sign-on (sso/): the "Sign in with Microsoft" button, enforcement, sign-in events
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(sso_policy.sign_in_page_context(self.request, self.get_redirect_url()))
+        context["sso_password_refused"] = getattr(self.request, "sso_password_refused", False)
+        return context
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        sso_signin.password_sign_in_recorded(self.request, form.get_user())
+        return response
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        if getattr(self.request, "sso_password_refused", False):
+            username = getattr(form, "cleaned_data", {}).get("username", "")
+            sso_signin.password_sign_in_refused(self.request, username)
+        return super().form_invalid(form)
+
 
 go_to_domain_view = GoToDomainView.as_view()
 tenant_sign_in_view = TenantSignInView.as_view()
@@ -223,6 +243,9 @@ def account(request: HttpRequest) -> HttpResponse:
         "groups": groups,
         "emails": list(user.emails.all()),  # type: ignore[union-attr]
         "is_manager": is_active_manager(user, request.tenant),  # type: ignore[attr-defined]
+        # sso/: recent sign-ins, and single logout for a SAML session
+        "sign_ins": sso_signin.recent_sign_ins(request, user),
+        "sign_out_path": sso_signin.sign_out_path(request),
     }
     return _render(request, "oauth/account.html", context)
 

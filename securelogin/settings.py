@@ -141,6 +141,8 @@ AUTH_USER_MODEL = "directory.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "directory.backends.TenantModelBackend",
+    # Loads SSO sessions (get_user); never authenticates, so axes never sees an SSO sign-in.
+    "sso.backends.SsoBackend",
 ]
 # userName is unique per tenant (a database constraint), not globally; TenantModelBackend resolves
 # (tenant, username) itself, so Django's global-uniqueness warning does not apply.
@@ -220,6 +222,19 @@ SPECTACULAR_SETTINGS = {
 }
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 
+# Single sign-on (sso/). djangosaml2 builds each tenant's SP config per request from its SsoSettings;
+# its SamlSessionMiddleware is deliberately not installed (outstanding requests are kept server-side,
+# sso.models.SamlRequest).
+SAML_CONFIG_LOADER = "sso.saml.sso_config_loader"
+# Every SAML page here sets its own CSP (oauth.security.secure_page); django-csp is not used.
+SAML_CSP_HANDLER = ""
+# Tests and local trials only: IdP metadata from http://127.0.0.1 and IdP URLs on loopback.
+SSO_ALLOW_LOCAL_IDP = env_bool("SSO_ALLOW_LOCAL_IDP", False)
+SSO_METADATA_FETCH_TIMEOUT = 10.0
+# Scheme and port of the URLs given to Entra when no request says (console page, command).
+SSO_PUBLIC_SCHEME = os.environ.get("SSO_PUBLIC_SCHEME", "https")
+SSO_PUBLIC_PORT = os.environ.get("SSO_PUBLIC_PORT", "")
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth.Application"
 OAUTH2_PROVIDER = {
     # Entra's gallery validator requires 60–360 minutes; one hour unless configured.
@@ -290,5 +305,7 @@ LOGGING = {
     "loggers": {
         "django_scim": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "saml2": {"level": "WARNING"},
+        "djangosaml2": {"level": "WARNING"},
     },
 }

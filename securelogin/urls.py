@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("oauth/", include("oauth.urls")),
+    path("saml2/", include("sso.urls")),
     path("", include("oauth.site_urls")),
 ]
