@@ -10,7 +10,7 @@ RUN_ENV := SECRET_KEY=$${SECRET_KEY:-make-run-development-key-not-for-production
 	SECURELOGIN_EXTRA_ROOT_HOSTS=$${SECURELOGIN_EXTRA_ROOT_HOSTS:-127.0.0.1} \
 	PORT=$(PORT)
 
-.PHONY: run test lint bench venv clean chromium
+.PHONY: run test lint bench venv clean chromium xmlsec1
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed-dev
 
-run: $(VENV)/.installed-run
+run: $(VENV)/.installed-run xmlsec1
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --port $(PORT)
@@ -43,7 +43,17 @@ chromium:
 	      || echo "chromium could not be installed; the browser tests will fail"; \
 	  else echo "chromium is missing: install it (apt-get install chromium) for the browser tests"; fi; }
 
-test: $(VENV)/.installed-dev chromium
+# SAML signatures are checked by Debian's xmlsec1 (pysaml2 runs the binary); install it when it is
+# missing and we may (root with apt-get), as .ci/run does.
+xmlsec1:
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian xmlsec1 for SAML single sign-on"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null) \
+	      || echo "xmlsec1 could not be installed; SAML sign-in and its tests will fail"; \
+	  else echo "xmlsec1 is missing: install it (apt-get install xmlsec1) for SAML single sign-on"; fi; }
+
+test: $(VENV)/.installed-dev chromium xmlsec1
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
