@@ -1467,3 +1467,6 @@ admin.site.register(User, UserAdmin)
 admin.site.register(Group, GroupAdmin)
 admin.site.register(Membership, MembershipAdmin)
 admin.site.register(Event, EventAdmin)
+
+# Webhook endpoints and their delivery log live in their own module, registered on import.
+from directory import admin_webhooks  # noqa: E402, F401

@@ -334,6 +334,7 @@ class SecureLoginAdminSite(admin.AdminSite):
             ("Groups", reverse("admin:directory_group_changelist"), "/directory/group/"),
             ("Provisioning log", reverse("admin:directory_event_changelist"), "/directory/event/"),
             ("Credentials", reverse("admin:oauth_secrettoken_changelist"), "/oauth/"),
+            ("Webhooks", reverse("admin:directory_webhookendpoint_changelist"), "/directory/webhook"),
             ("Branding", reverse("admin:branding"), "/branding/"),
         ]
         tenant = getattr(request, "tenant", None)

@@ -31,7 +31,7 @@ from directory.admin import ReadOnlyTenantAdmin, acting_tenant, is_operator, req
 from directory.exceptions import DirectoryError
 from directory.models import Tenant
 from oauth import services
-from oauth.models import Application, ClientSecret, Consent, SecretToken
+from oauth.models import Application, ClientSecret, Consent, SecretToken, api_client_q
 
 for model in (
     Application,
@@ -297,6 +297,10 @@ class ApplicationAdmin(ReadOnlyTenantAdmin):
     inlines = (ClientSecretInline,)
     ordering = ("-created",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Provisioning clients only: API clients have their own page (oauth/admin_api_clients.py)."""
+        return super().get_queryset(request).exclude(api_client_q())
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
 
@@ -561,3 +565,6 @@ admin.site.register(ClientSecret, ClientSecretAdmin)
 admin.site.register(Consent, ConsentAdmin)
 for token_model in (get_access_token_model(), get_refresh_token_model(), get_grant_model()):
     admin.site.register(token_model, OAuthTokenAdmin)
+
+# API clients (the directory API's client-credentials clients) have a page of their own.
+from oauth import admin_api_clients  # noqa: E402, F401

@@ -91,6 +91,24 @@ class Application(AbstractApplication):
         )
 
 
+def api_client_q() -> models.Q:
+    """`Application.is_api_client` as a query condition: the client holds at least one API scope."""
+    condition = models.Q()
+    for scope in API_SCOPES:
+        condition |= models.Q(allowed_scopes__contains=scope)
+    return condition
+
+
+class ApiClient(Application):
+    """The console's view of the API clients among the applications (same table, same rows), so
+    they get a page of their own (oauth/admin_api_clients.py) next to the provisioning clients."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API client"
+        verbose_name_plural = "API clients"
+
+
 class SecretToken(models.Model):
     """A long-lived bearer token for Entra's "Secret Token" field (non-gallery apps).
 
