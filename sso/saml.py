@@ -271,14 +271,14 @@ def validate_response(
 ) -> AssertedIdentity:
     """The checks pysaml2 leaves to the SP, after it verified signature, audience and time."""
     message = response.response
+    if (message.destination or "") != acs_url:
+        raise SamlRefused("The response's Destination is not this service provider's reply URL.")
     assertion = response.assertion
     if assertion is None:
         raise SamlRefused("The response carries no assertion.")
     issuers = [getattr(message.issuer, "text", None), getattr(assertion.issuer, "text", None)]
     if issuers[1] is None or any(i is not None and i.strip() != sso.idp_entity_id for i in issuers):
         raise SamlRefused("The response was issued by another identity provider.", status=403)
-    if (message.destination or "") != acs_url:
-        raise SamlRefused("The response's Destination is not this service provider's reply URL.")
     in_response_to = message.in_response_to or ""
     if in_response_to:
         if in_response_to not in outstanding:

@@ -193,9 +193,9 @@ def acs(request: HttpRequest) -> HttpResponse:
     """The Assertion Consumer Service (HTTP-POST binding). CSRF-exempt by nature: the form is
     Entra's, posted cross-site; the signature, the stored request id and the replay cache stand
     in for the token."""
+    sso = saml_settings_for(request)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    sso = saml_settings_for(request)
     subject = ""
     user: User | None = None
     try:
@@ -345,9 +345,9 @@ def logout_start(request: HttpRequest) -> HttpResponse:
 def logout_service(request: HttpRequest) -> HttpResponse:
     """The SingleLogoutService: Entra's answer to our LogoutRequest, or Entra's own LogoutRequest
     when the user signs out elsewhere (IdP-initiated single logout)."""
+    sso = saml_settings_for(request)
     if request.method not in ("GET", "POST"):
         return HttpResponseNotAllowed(["GET", "POST"])
-    sso = saml_settings_for(request)
     data = request.GET if request.method == "GET" else request.POST
     binding = BINDING_HTTP_REDIRECT if request.method == "GET" else BINDING_HTTP_POST
     client = saml_client(request)

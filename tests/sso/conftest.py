@@ -58,8 +58,14 @@ def contoso_entra(tenant: Tenant, keys: dict[str, KeyPair], system_actor: servic
 
 
 @pytest.fixture
-def fabrikam_entra(other_tenant: Tenant, keys: dict[str, KeyPair], system_actor: services.Actor) -> FakeEntra:
-    entra = FakeEntra(tid=FABRIKAM_TID, keys=keys["fabrikam"], sp_metadata=sp_metadata(other_tenant))
+def fabrikam_entra(
+    tenant: Tenant, other_tenant: Tenant, keys: dict[str, KeyPair], system_actor: services.Actor
+) -> FakeEntra:
+    """Fabrikam's genuine IdP. It also knows Contoso's SP, so tests can make it answer Contoso's
+    requests (a hostile or misconfigured tenant)."""
+    entra = FakeEntra(
+        tid=FABRIKAM_TID, keys=keys["fabrikam"], sp_metadata=[sp_metadata(other_tenant), sp_metadata(tenant)]
+    )
     configure_saml(other_tenant, entra, system_actor)
     return entra
 

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp, xmldsig
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
 from saml2.s_utils import sid
@@ -40,6 +40,7 @@ from tests.clients import Client
 ASSERTION_NODE = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
 PASSWORD_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 SAML_TIME = "%Y-%m-%dT%H:%M:%SZ"
+NSPAIR = {"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE, "ds": xmldsig.NAMESPACE}
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ def make_key_pair(directory: Path, name: str, *, days: int = 365, bits: int = 20
     return KeyPair(str(key_path), str(cert_path), cert_pem)
 
 
+def sp_metadata_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
 def https(tenant: Tenant) -> str:
     return f"https://{tenant_primary_host(tenant.slug)}"
 
@@ -87,7 +92,9 @@ def tenant_http(tenant: Tenant) -> Client:
 class FakeEntra:
     """The enterprise application of one tenant's Entra: issuer `https://sts.windows.test/<tid>/`."""
 
-    def __init__(self, *, tid: str, keys: KeyPair, sp_metadata: str, sign_keys: KeyPair | None = None):
+    def __init__(
+        self, *, tid: str, keys: KeyPair, sp_metadata: str | list[str], sign_keys: KeyPair | None = None
+    ):
         self.tid = tid
         self.entity_id = f"https://sts.windows.test/{tid}/"
         self.sso_url = f"https://login.microsoftonline.test/{tid}/saml2"
@@ -106,7 +113,7 @@ class FakeEntra:
                 "xmlsec_binary": shutil.which("xmlsec1"),
                 "key_file": keys.key_file,
                 "cert_file": keys.cert_file,
-                "metadata": {"inline": [self.sp_metadata]},
+                "metadata": {"inline": sp_metadata_list(self.sp_metadata)},
                 "accepted_time_diff": 120,
                 "service": {
                     "idp": {
@@ -152,13 +159,15 @@ class FakeEntra:
 
     # ----------------------------------------------------------------------------- requests
 
-    def authn_request_id(self, location: str) -> str:
-        """Read the AuthnRequest the SP redirected the browser with; return its ID."""
+    def authn_request(self, location: str) -> Any:
+        """The AuthnRequest the SP redirected the browser with, as the IdP reads it."""
         parts = urlsplit(location)
         assert f"{parts.scheme}://{parts.netloc}{parts.path}" == self.sso_url, location
         query = parse_qs(parts.query)
-        request = self.server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT)
-        return request.message.id
+        return self.server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT).message
+
+    def authn_request_id(self, location: str) -> str:
+        return self.authn_request(location).id
 
     def logout_request(self, location: str) -> Any:
         query = parse_qs(urlsplit(location).query)
@@ -191,7 +200,7 @@ class FakeEntra:
             sign_assertion=False,
             sign_response=False,
         )
-        xml = str(response)
+        xml = response.to_string(nspair=NSPAIR).decode("utf-8")
         if mutate is not None:
             xml = mutate(xml)
         if sign:
@@ -261,4 +270,36 @@ def new_id() -> str:
     return sid()
 
 
-__all__ = ["DIGEST_SHA1", "SIG_RSA_SHA1", "saml"]
+def set_attribute(name: str, value: str, *, element: str = "") -> Callable[[str], str]:
+    """A mutation: every `name="…"` (on `element` only, when given) becomes `name="value"`."""
+    if element:
+        pattern = re.compile(rf'(<{element}\b[^>]*\s{name}=")[^"]*(")')
+    else:
+        pattern = re.compile(rf'(\s{name}=")[^"]*(")')
+
+    def mutate(xml: str) -> str:
+        changed, count = pattern.subn(lambda m: m.group(1) + value + m.group(2), xml)
+        assert count, f"{name} not found"
+        return changed
+
+    return mutate
+
+
+def replace_text(old: str, new: str) -> Callable[[str], str]:
+    def mutate(xml: str) -> str:
+        assert old in xml, old
+        return xml.replace(old, new)
+
+    return mutate
+
+
+def chain(*mutations: Callable[[str], str]) -> Callable[[str], str]:
+    def mutate(xml: str) -> str:
+        for mutation in mutations:
+            xml = mutation(xml)
+        return xml
+
+    return mutate
+
+
+__all__ = ["DIGEST_SHA1", "SIG_RSA_SHA1"]
