@@ -26,12 +26,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed-dev
 
+# One webhook worker runs in the background beside gunicorn, in the same shell. The EXIT trap
+# stops it (SIGTERM: it finishes the delivery it is sending) whenever that shell ends: gunicorn
+# stopped by Ctrl-C or TERM, or failing to start. The INT/TERM traps turn those signals into a
+# normal exit, so the EXIT trap runs under every /bin/sh.
 run: $(VENV)/.installed-run xmlsec1
 	$(RUN_ENV) $(BIN)/python manage.py migrate --no-input
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --port $(PORT)
 	$(RUN_ENV) $(BIN)/python manage.py ensure_entra_client --base-url http://localhost:$(PORT)
-	$(RUN_ENV) exec $(BIN)/gunicorn -c securelogin/gunicorn.conf.py
+	$(RUN_ENV) $(BIN)/python manage.py run_webhook_worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	$(RUN_ENV) $(BIN)/gunicorn -c securelogin/gunicorn.conf.py
 
 # The browser tests drive Debian's chromium (a test tool's own browser download cannot work here);
 # install it when it is missing and we may (root with apt-get), as .ci/run does.
