@@ -551,6 +551,10 @@ class WebhookDelivery(models.Model):
                 name="dir_delivery_pending_resource",
             ),
             models.Index(F("tenant"), F("endpoint"), F("id"), name="dir_delivery_tenant_endpoint"),
+            models.Index(F("tenant"), F("id"), name="dir_delivery_tenant_id"),
+            models.Index(
+                F("endpoint"), F("id"), condition=Q(status="failed"), name="dir_delivery_failed"
+            ),
         ]
 
     def __str__(self) -> str:

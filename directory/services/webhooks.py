@@ -233,7 +233,8 @@ def _due(now: datetime) -> Q:
 def deliveries_claim(*, worker: str, limit: int = 20, now: datetime | None = None) -> list[WebhookDelivery]:
     """Lease up to `limit` due deliveries to `worker`, oldest first, for every tenant (the worker is
     the platform's). A delivery is due only when no earlier delivery of the same endpoint and
-    resource is still pending, so one resource's changes arrive in order. `SKIP LOCKED` lets
+    resource is still pending, so one resource's changes arrive in order; a disabled endpoint's
+    deliveries wait, untried, until it is enabled again. `SKIP LOCKED` lets
     several workers claim at once without waiting on each other's rows (PostgreSQL; SQLite runs
     one writer at a time anyway)."""
     now = now or timezone.now()
@@ -245,7 +246,7 @@ def deliveries_claim(*, worker: str, limit: int = 20, now: datetime | None = Non
     )
     claimed = list(
         WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(_due(now))
+        .filter(_due(now), endpoint__is_active=True)
         .exclude(Exists(earlier_pending))
         .order_by("next_attempt_at", "id")[:limit]
     )
