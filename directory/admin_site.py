@@ -208,6 +208,7 @@ def health_lines(
 def tenant_dashboard(tenant: Any, *, now: datetime) -> dict[str, Any]:
     from directory import selectors
     from directory.admin import event_rows
+    from sso.selectors import sign_in_count
 
     hour_start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
@@ -226,6 +227,7 @@ def tenant_dashboard(tenant: Any, *, now: datetime) -> dict[str, Any]:
     credentials_url = reverse("admin:oauth_secrettoken_add")
     return {
         "counts": selectors.directory_counts(tenant=tenant),
+        "sign_ins_7d": sign_in_count(tenant=tenant, since=now - timedelta(days=7)),
         "recent": event_rows(selectors.event_list(tenant=tenant).order_by("-created", "-id")[:RECENT_EVENTS]),
         "last_request": last,
         "last_request_ago": ago(last.when, now) if last else "",
@@ -247,6 +249,7 @@ def tenant_dashboard(tenant: Any, *, now: datetime) -> dict[str, Any]:
             "failures_7d": log_url(result__exact="failure", period="7d"),
             "credentials": reverse("admin:oauth_secrettoken_changelist"),
             "branding": reverse("admin:branding"),
+            "sign_ins": f"{reverse('admin:directory_event_changelist')}?action=user.sign_in&period=7d",
         },
     }
 
