@@ -44,6 +44,7 @@ NAME_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
 UPN_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 
 NS_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 NS_ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 ALLOWED_SIGNATURE_METHODS = frozenset(
@@ -215,6 +216,16 @@ def precheck_response(xml: bytes) -> None:
         raise SamlRefused(f"SAMLResponse is not acceptable XML ({type(exc).__name__}).") from exc
     if root.tag != _q(NS_PROTOCOL, "Response"):
         raise SamlRefused("The message is not a SAML Response.")
+    status = root.find(f"{_q(NS_PROTOCOL, 'Status')}/{_q(NS_PROTOCOL, 'StatusCode')}")
+    if status is not None and status.get("Value") != STATUS_SUCCESS:
+        # Entra's own refusal, e.g. AADSTS50105 when the user is not assigned to the application.
+        message = root.findtext(f"{_q(NS_PROTOCOL, 'Status')}/{_q(NS_PROTOCOL, 'StatusMessage')}") or ""
+        raise SamlRefused(
+            f"The IdP answered {status.get('Value')}: {message[:300]}",
+            public="Microsoft did not sign you in. If you should have access, ask your administrator "
+            "to assign you to this application in Microsoft Entra ID.",
+            status=403,
+        )
     assertions = list(root.iter(_q(NS_ASSERTION, "Assertion")))
     if list(root.iter(_q(NS_ASSERTION, "EncryptedAssertion"))):
         raise SamlRefused("Encrypted assertions are not configured for this service provider.")

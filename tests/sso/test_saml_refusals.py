@@ -385,6 +385,21 @@ def test_malformed_posts_get_a_branded_400(
     assert_refused(response, http, status=400)
 
 
+def test_an_idp_error_status_is_a_clear_refusal(
+    http: Client, contoso_entra: FakeEntra, contoso_sp: SpUrls, alice: User
+) -> None:
+    """Entra answers with an error status when the user is not assigned to the application."""
+    request_id = start(http, contoso_entra)
+    error = contoso_entra.server.create_error_response(
+        request_id,
+        contoso_sp.acs,
+        ("urn:oasis:names:tc:SAML:2.0:status:Requester", "AADSTS50105: not assigned"),
+        sign=False,
+    )
+    response = post_response(http, str(error))
+    assert_refused(response, http, status=403, text=b"assign you to this application", reason="AADSTS50105")
+
+
 def test_get_on_the_acs_is_not_allowed(http: Client, contoso_entra: FakeEntra) -> None:
     assert http.get("/saml2/acs/", secure=True).status_code == 405
 
