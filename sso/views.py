@@ -170,6 +170,7 @@ def login_start(request: HttpRequest) -> HttpResponse:
     next_path = local_path(request.GET.get("next"))
     if request.user.is_authenticated:
         return HttpResponseRedirect(_landing(request.user, tenant, next_path))  # type: ignore[arg-type]
+    services.saml_state_prune()
     client = saml_client(request)
     request_id, info = client.prepare_for_authenticate(
         entityid=sso.idp_entity_id,
