@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("oauth/", include("oauth.urls")),
     path("saml2/", include("sso.urls")),
+    path("oidc/", include("sso.oidc_urls")),
     path("", include("oauth.site_urls")),
 ]

@@ -20,6 +20,7 @@ from directory.secrets import encrypt
 from directory.services import Actor, event_record
 from sso import metadata
 from sso.models import SamlAssertionSeen, SamlRequest, SsoSettings
+from sso.oidc import check_issuer as check_oidc_issuer
 
 UNSET: Any = object()
 SECRET_SET = "(set)"
@@ -84,8 +85,8 @@ def _clean_scalar(name: str, value: Any) -> Any:
         return metadata.check_metadata_url(value) if value else ""
     if name == "name_id_policy" and value not in SsoSettings.NameIdPolicy.values:
         raise InvalidValue("NameID is the UPN or the object id.", field=name)
-    if name == "oidc_issuer" and value and not value.startswith("https://"):
-        raise InvalidValue("The issuer must start with https://.", field=name)
+    if name == "oidc_issuer":
+        value = check_oidc_issuer(value)  # https on a Microsoft login host (sso.oidc)
     max_length = SsoSettings._meta.get_field(name).max_length
     if max_length and len(value) > max_length:
         raise InvalidValue(f"{name} is longer than {max_length} characters.", field=name)
