@@ -338,6 +338,7 @@ class SecureLoginAdminSite(admin.AdminSite):
             ("Provisioning log", reverse("admin:directory_event_changelist"), "/directory/event/"),
             ("Credentials", reverse("admin:oauth_secrettoken_changelist"), "/oauth/"),
             ("Webhooks", reverse("admin:directory_webhookendpoint_changelist"), "/directory/webhook"),
+            ("Single sign-on", reverse("admin:sso_ssosettings_changelist"), "/sso/"),
             ("Branding", reverse("admin:branding"), "/branding/"),
         ]
         tenant = getattr(request, "tenant", None)

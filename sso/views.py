@@ -47,7 +47,7 @@ from saml2.metadata import entity_descriptor
 from directory.models import Tenant, User
 from oauth.security import client_ip, secure_page
 from oauth.validators import is_active_manager
-from sso import entra_values, linking, services
+from sso import entra_values, linking, services, signin_test
 from sso.backends import SSO_BACKEND
 from sso.models import SsoSettings
 from sso.saml import (
@@ -111,6 +111,9 @@ def _refuse(
     subject: str = "",
 ) -> HttpResponse:
     tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+    tested = signin_test.saml_refused(request, refusal.reason)  # a console test: its result page
+    if tested is not None:
+        return tested
     logger.warning("SAML sign-in refused for tenant %s: %s", tenant.slug, refusal.reason)
     services.sign_in_record(
         tenant=tenant,
@@ -245,6 +248,9 @@ def _consume(request: HttpRequest, sso: SsoSettings, encoded: str) -> HttpRespon
         raise _Refusal(
             SamlRefused("Assertion replayed.", public=REPLAY_PUBLIC, status=403), user=None, subject=subject
         )
+    test_key = signin_test.saml_trial_key(tenant, identity.in_response_to)
+    if test_key:  # the console's "Test sign-in": show the claims, sign nobody in
+        return signin_test.saml_answered(request, sso=sso, key=test_key, response=response, identity=identity)
     link = linking.sso_link(tenant, upn=identity.upn, object_id=identity.object_id, sso=sso)
     if link.refusal in (linking.NOT_PROVISIONED, linking.AMBIGUOUS, linking.NO_IDENTIFIER):
         logger.info("SAML sign-in for tenant %s: %s", tenant.slug, link.refusal)
