@@ -4,12 +4,12 @@ each one can show that the second tenant's rows stay invisible."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from directory import services
 from directory.models import Tenant, User
 from directory.tenancy import tenant_primary_host
 from oauth.services import secret_token_issue
+from tests.clients import Client
 
 PASSWORD = "correct horse battery staple"
 
@@ -58,6 +58,12 @@ def other_manager(other_tenant: Tenant, system_actor: services.Actor) -> User:
         role=User.Role.MANAGER,
         password=PASSWORD,
     )
+
+
+@pytest.fixture
+def client() -> Client:
+    """pytest-django's `client`, with CSRF checks on like every client of the suite."""
+    return Client()
 
 
 def host_client(tenant: Tenant) -> Client:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from directory import selectors, services
 from directory.models import Event, Group, Tenant, User
+from tests.clients import Client
 from tests.conftest import PASSWORD, host_client
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.test import Client
 from django.urls import reverse
 
 from directory.models import Tenant
 from tests.admin.conftest import Directory, events_of
+from tests.clients import Client
 
 BRANDING = reverse("admin:branding")
 
@@ -30,7 +30,7 @@ def test_saving_goes_through_the_service_and_logs_the_change(
         "logo_url": "https://cdn.contoso.com/logo.png",
         "primary_color": "#0F766E",
     }
-    response = manager_client.post(BRANDING, data)
+    response = manager_client.submit(BRANDING, data)
     assert response.status_code == 302
     tenant = Tenant.objects.get(pk=ours.tenant.pk)
     assert (tenant.display_name, tenant.logo_url, tenant.primary_color) == tuple(data.values())
@@ -53,7 +53,7 @@ def test_invalid_values_are_refused_on_the_form(
             "Enter a valid URL",
         ),
     ):
-        response = manager_client.post(BRANDING, data)
+        response = manager_client.submit(BRANDING, data)
         assert response.status_code == 200
         assert message in response.content.decode()
     assert not events_of(ours.tenant, "tenant.branding_update")
@@ -62,9 +62,10 @@ def test_invalid_values_are_refused_on_the_form(
 def test_display_name_is_escaped_in_the_console(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    manager_client.post(
+    saved = manager_client.submit(
         BRANDING, {"display_name": "<script>x</script>", "logo_url": "", "primary_color": "#000000"}
     )
+    assert saved.status_code == 302
     body = manager_client.get(reverse("admin:index")).content.decode()
     assert "<script>x</script>" not in body
     assert "&lt;script&gt;x&lt;/script&gt;" in body

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from django.contrib.auth.hashers import check_password
-from django.test import Client
 from django.urls import reverse
 
 from directory.models import Event, User
 from oauth.models import Application, ClientSecret, SecretToken, token_digest
 from oauth.services import application_create, secret_token_issue
 from tests.admin.conftest import Directory, events_of
+from tests.clients import Client
 
 
 def test_issuing_a_secret_token_shows_it_once_and_stores_its_digest(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         reverse("admin:oauth_secrettoken_add"), {"name": "Entra provisioning", "expires_days": "365"}
     )
     assert response.status_code == 200
@@ -39,7 +39,10 @@ def test_issuing_a_secret_token_shows_it_once_and_stores_its_digest(
 def test_secret_token_list_shows_approver_expiry_and_last_use(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
-    manager_client.post(reverse("admin:oauth_secrettoken_add"), {"name": "Entra", "expires_days": ""})
+    issued = manager_client.submit(
+        reverse("admin:oauth_secrettoken_add"), {"name": "Entra", "expires_days": ""}
+    )
+    assert issued.status_code == 200 and issued.context["secrets"]
     body = manager_client.get(reverse("admin:oauth_secrettoken_changelist")).content.decode()
     for text in ("Entra", manager.username, "active", "approved by", "last used"):
         assert text.lower() in body.lower()
@@ -51,8 +54,11 @@ def test_revoking_a_secret_token_by_button_and_by_action(
     first, _ = secret_token_issue(tenant=ours.tenant, actor=ours.entra, name="first")
     second, _ = secret_token_issue(tenant=ours.tenant, actor=ours.entra, name="second")
     assert manager_client.get(reverse("admin:oauth_secrettoken_revoke", args=[first.pk])).status_code == 405
-    manager_client.post(reverse("admin:oauth_secrettoken_revoke", args=[first.pk]))
-    manager_client.post(
+    manager_client.submit(
+        reverse("admin:oauth_secrettoken_change", args=[first.pk]),
+        action=reverse("admin:oauth_secrettoken_revoke", args=[first.pk]),
+    )
+    manager_client.submit(
         reverse("admin:oauth_secrettoken_changelist"),
         {"action": "revoke_secret_tokens", "_selected_action": [second.pk]},
     )
@@ -63,7 +69,7 @@ def test_revoking_a_secret_token_by_button_and_by_action(
 def test_creating_an_application_shows_client_id_and_secret_once(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         reverse("admin:oauth_application_add"),
         {
             "name": "Entra gallery app",
@@ -85,7 +91,7 @@ def test_creating_an_application_shows_client_id_and_secret_once(
 def test_an_invalid_application_is_refused_with_the_services_message(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         reverse("admin:oauth_application_add"),
         {
             "name": "No redirect",
@@ -105,17 +111,21 @@ def test_client_secrets_are_created_revoked_and_applications_disabled(
     application, _ = application_create(
         tenant=ours.tenant, actor=ours.entra, name="Ours", grant_type=Application.GRANT_CLIENT_CREDENTIALS
     )
-    created = manager_client.post(reverse("admin:oauth_application_new_secret", args=[application.pk]))
+    change_page = reverse("admin:oauth_application_change", args=[application.pk])
+    created = manager_client.submit(
+        change_page, action=reverse("admin:oauth_application_new_secret", args=[application.pk])
+    )
     raw = dict(created.context["secrets"])["Client secret"]
     secret = ClientSecret.objects.get(application=application)
     assert check_password(raw, secret.hashed_secret)
-    page = manager_client.get(
-        reverse("admin:oauth_application_change", args=[application.pk])
-    ).content.decode()
+    page = manager_client.get(change_page).content.decode()
     assert raw not in page and f"{secret.prefix}…" in page
-    manager_client.post(reverse("admin:oauth_application_revoke_secret", args=[application.pk, secret.pk]))
-    manager_client.post(reverse("admin:oauth_application_revoke_own_secret", args=[application.pk]))
-    manager_client.post(reverse("admin:oauth_application_disable", args=[application.pk]))
+    for action in (
+        reverse("admin:oauth_application_revoke_secret", args=[application.pk, secret.pk]),
+        reverse("admin:oauth_application_revoke_own_secret", args=[application.pk]),
+        reverse("admin:oauth_application_disable", args=[application.pk]),
+    ):
+        manager_client.submit(change_page, action=action)
     secret.refresh_from_db()
     application.refresh_from_db()
     assert secret.revoked is not None
@@ -136,7 +146,7 @@ def test_client_secrets_are_created_revoked_and_applications_disabled(
 def test_operator_issues_a_token_for_a_chosen_tenant(
     operator_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = operator_client.post(
+    response = operator_client.submit(
         reverse("admin:oauth_secrettoken_add"),
         {"tenant": theirs.tenant.pk, "name": "ops", "expires_days": "90"},
     )

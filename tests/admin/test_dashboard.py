@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,6 +14,7 @@ from directory.models import Event, Tenant
 from oauth.models import SecretToken
 from oauth.services import secret_token_issue
 from tests.admin.conftest import Directory, entra_actor
+from tests.clients import Client
 
 INDEX = reverse("admin:index")
 

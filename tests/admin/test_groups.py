@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from directory import services
 from directory.models import Event, Group, Membership, User
 from tests.admin.conftest import Directory, events_of
+from tests.clients import Client
 
 CHANGELIST = reverse("admin:directory_group_changelist")
 
@@ -53,7 +53,7 @@ def test_search_by_display_name_prefix_and_external_id(
 def test_adding_members_uses_membership_add(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(change_url(ours.group), form_data(ours.group, add_members=[ours.bob.pk]))
+    response = manager_client.submit(change_url(ours.group), form_data(ours.group, add_members=[ours.bob.pk]))
     assert response.status_code == 302, response.content.decode()[:3000]
     assert set(ours.group.members.all()) == {ours.alice, ours.bob}
     (event,) = events_of(ours.tenant, "group.members_add")
@@ -67,7 +67,7 @@ def test_removing_members_by_picker_and_by_tick_uses_membership_remove(
     services.membership_add(tenant=ours.tenant, actor=ours.entra, group=ours.group, users=[ours.bob])
     data = form_data(ours.group, remove_members=[ours.bob.pk])
     data["memberships-0-DELETE"] = "on"  # alice, first by userName
-    response = manager_client.post(change_url(ours.group), data)
+    response = manager_client.submit(change_url(ours.group), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert not ours.group.members.exists()
     (event,) = events_of(ours.tenant, "group.members_remove")
@@ -79,7 +79,9 @@ def test_removing_members_by_picker_and_by_tick_uses_membership_remove(
 def test_another_tenants_user_cannot_be_added(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(change_url(ours.group), form_data(ours.group, add_members=[theirs.bob.pk]))
+    response = manager_client.submit(
+        change_url(ours.group), form_data(ours.group, add_members=[theirs.bob.pk])
+    )
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert not ours.group.members.filter(pk=theirs.bob.pk).exists()
@@ -93,7 +95,7 @@ def test_another_tenants_membership_id_in_the_inline_is_ignored(
     data = form_data(ours.group)
     data["memberships-0-id"] = theirs_membership.pk
     data["memberships-0-DELETE"] = "on"
-    manager_client.post(change_url(ours.group), data)
+    manager_client.submit(change_url(ours.group), data)
     assert Membership.objects.filter(pk=theirs_membership.pk).exists()
     assert not events_of(theirs.tenant, "group.members_remove")
 
@@ -102,10 +104,10 @@ def test_renaming_uses_group_update_and_a_taken_name_is_a_form_error(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
     services.group_create(tenant=ours.tenant, actor=ours.entra, display_name="Finance")
-    refused = manager_client.post(change_url(ours.group), form_data(ours.group, display_name="FINANCE"))
+    refused = manager_client.submit(change_url(ours.group), form_data(ours.group, display_name="FINANCE"))
     assert refused.status_code == 200
     assert "already exists" in refused.content.decode()
-    accepted = manager_client.post(
+    accepted = manager_client.submit(
         change_url(ours.group), form_data(ours.group, display_name=theirs.group.display_name)
     )
     assert accepted.status_code == 302
@@ -121,7 +123,7 @@ def test_creating_a_group_with_members(manager_client: Client, ours: Directory, 
         "memberships-TOTAL_FORMS": 0,
         "memberships-INITIAL_FORMS": 0,
     }
-    response = manager_client.post(reverse("admin:directory_group_add"), data)
+    response = manager_client.submit(reverse("admin:directory_group_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     group = Group.objects.get(tenant=ours.tenant, display_name="Engineering")
     assert set(group.members.all()) == {ours.alice, ours.bob}
@@ -133,7 +135,7 @@ def test_creating_a_group_with_members(manager_client: Client, ours: Directory, 
 def test_deleting_a_group_goes_through_the_service(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         reverse("admin:directory_group_delete", args=[ours.group.pk]), {"post": "yes"}
     )
     assert response.status_code == 302

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -15,6 +14,7 @@ from directory import services
 from directory.admin import BoundedCountPaginator, planner_row_estimate
 from directory.models import User
 from tests.admin.conftest import Directory
+from tests.clients import Client
 
 # Per request: tenant host, session, signed-in user; then the page's own queries. (Past 10,000
 # matching rows PostgreSQL adds one EXPLAIN for the estimated count.)

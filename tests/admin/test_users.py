@@ -7,12 +7,12 @@ import io
 import json
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from directory import services
 from directory.models import Event, User
 from tests.admin.conftest import Directory, events_of
+from tests.clients import Client
 
 CHANGELIST = reverse("admin:directory_user_changelist")
 
@@ -124,7 +124,7 @@ def test_editing_a_user_writes_one_event_through_services(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
     data = form_data(ours.alice, title="Head of Sales", **{"emails-0-value": "alice.new@contoso.com"})
-    response = manager_client.post(change_url(ours.alice), data)
+    response = manager_client.submit(change_url(ours.alice), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     ours.alice.refresh_from_db()
     assert ours.alice.title == "Head of Sales"
@@ -140,7 +140,7 @@ def test_editing_a_user_writes_one_event_through_services(
 def test_saving_an_unchanged_user_writes_no_event(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(change_url(ours.alice), form_data(ours.alice))
+    response = manager_client.submit(change_url(ours.alice), form_data(ours.alice))
     assert response.status_code == 302
     assert not events_of(ours.tenant, "user.update")
 
@@ -148,7 +148,7 @@ def test_saving_an_unchanged_user_writes_no_event(
 def test_username_taken_is_a_form_error_and_writes_nothing(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         change_url(ours.alice), form_data(ours.alice, username="OURS.BOB@contoso.com")
     )
     assert response.status_code == 200
@@ -159,7 +159,7 @@ def test_username_taken_is_a_form_error_and_writes_nothing(
 def test_username_of_another_tenant_is_not_taken(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         change_url(ours.alice), form_data(ours.alice, username=theirs.alice.username)
     )
     assert response.status_code == 302
@@ -179,7 +179,7 @@ def test_two_primary_emails_are_refused_before_the_service(
             "emails-1-primary": "on",
         },
     )
-    response = manager_client.post(change_url(ours.alice), data)
+    response = manager_client.submit(change_url(ours.alice), data)
     assert response.status_code == 200
     assert "Only one can be primary" in response.content.decode()
     assert not events_of(ours.tenant, "user.update")
@@ -188,7 +188,7 @@ def test_two_primary_emails_are_refused_before_the_service(
 def test_a_manager_from_another_tenant_cannot_be_set(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(change_url(ours.alice), form_data(ours.alice, manager=theirs.bob.pk))
+    response = manager_client.submit(change_url(ours.alice), form_data(ours.alice, manager=theirs.bob.pk))
     assert response.status_code == 200
     ours.alice.refresh_from_db()
     assert ours.alice.manager_id is None
@@ -197,7 +197,7 @@ def test_a_manager_from_another_tenant_cannot_be_set(
 def test_setting_the_manager_uses_the_service(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(change_url(ours.alice), form_data(ours.alice, manager=ours.bob.pk))
+    response = manager_client.submit(change_url(ours.alice), form_data(ours.alice, manager=ours.bob.pk))
     assert response.status_code == 302
     (event,) = events_of(ours.tenant, "user.update")
     assert event.changes["manager"] == [None, str(ours.bob.scim_id)]
@@ -221,7 +221,7 @@ def test_adding_a_user_creates_it_in_the_hosts_tenant(
         "addresses-TOTAL_FORMS": 0,
         "addresses-INITIAL_FORMS": 0,
     }
-    response = manager_client.post(reverse("admin:directory_user_add"), data)
+    response = manager_client.submit(reverse("admin:directory_user_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
     carol = User.objects.get(username="carol@contoso.com")
     assert carol.tenant == ours.tenant
@@ -234,12 +234,12 @@ def test_deactivate_and_reactivate_actions_write_events(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
     selected = [ours.alice.pk, ours.bob.pk]
-    manager_client.post(CHANGELIST, {"action": "deactivate_users", "_selected_action": selected})
+    manager_client.submit(CHANGELIST, {"action": "deactivate_users", "_selected_action": selected})
     assert not User.objects.filter(pk__in=selected, is_active=True).exists()
     deactivations = events_of(ours.tenant, "user.deactivate")
     assert {e.resource_id for e in deactivations} == {str(ours.alice.scim_id), str(ours.bob.scim_id)}
     assert {e.actor_user_id for e in deactivations} == {manager.pk}
-    manager_client.post(CHANGELIST, {"action": "reactivate_users", "_selected_action": [ours.alice.pk]})
+    manager_client.submit(CHANGELIST, {"action": "reactivate_users", "_selected_action": [ours.alice.pk]})
     ours.alice.refresh_from_db()
     assert ours.alice.is_active
     assert len(events_of(ours.tenant, "user.reactivate")) == 1
@@ -249,7 +249,7 @@ def test_deactivate_and_reactivate_actions_write_events(
 def test_managers_cannot_deactivate_themselves(
     manager_client: Client, manager: User, ours: Directory, theirs: Directory
 ) -> None:
-    manager_client.post(CHANGELIST, {"action": "deactivate_users", "_selected_action": [manager.pk]})
+    manager_client.submit(CHANGELIST, {"action": "deactivate_users", "_selected_action": [manager.pk]})
     manager.refresh_from_db()
     assert manager.is_active
 
@@ -260,7 +260,7 @@ def test_export_is_csv_with_formula_cells_neutralised_and_logged(
     services.user_update(
         tenant=ours.tenant, actor=ours.entra, user=ours.bob, fields={"title": "=HYPERLINK(1)"}
     )
-    response = manager_client.post(
+    response = manager_client.submit(
         CHANGELIST, {"action": "export_users_csv", "_selected_action": [ours.alice.pk, ours.bob.pk]}
     )
     assert response["Content-Type"].startswith("text/csv")
@@ -277,7 +277,7 @@ def test_export_is_csv_with_formula_cells_neutralised_and_logged(
 def test_deleting_a_user_goes_through_the_service(
     manager_client: Client, ours: Directory, theirs: Directory
 ) -> None:
-    response = manager_client.post(
+    response = manager_client.submit(
         reverse("admin:directory_user_delete", args=[ours.bob.pk]), {"post": "yes"}
     )
     assert response.status_code == 302

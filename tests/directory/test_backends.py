@@ -138,15 +138,16 @@ def test_admin_sign_in_form_resolves_the_user_by_host(tenant, other_tenant, syst
     contoso = host_client(tenant)
     fabrikam = host_client(other_tenant)
 
-    refused = contoso.post("/admin/login/", {"username": "boss", "password": FABRIKAM_PASSWORD})
+    refused = contoso.submit("/admin/login/", {"username": "boss", "password": FABRIKAM_PASSWORD})
     assert refused.status_code == 200
     assert refused.context["user"].is_anonymous
 
     assert (
-        contoso.post("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code == 302
+        contoso.submit("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code == 302
     )
     assert (
-        fabrikam.post("/admin/login/", {"username": "boss", "password": FABRIKAM_PASSWORD}).status_code == 302
+        fabrikam.submit("/admin/login/", {"username": "boss", "password": FABRIKAM_PASSWORD}).status_code
+        == 302
     )
     assert contoso.get("/admin/").context["user"].tenant == tenant
     assert fabrikam.get("/admin/").context["user"].tenant == other_tenant
@@ -163,14 +164,15 @@ def test_lockouts_count_per_tenant(tenant, other_tenant, system_actor):
         )
     contoso = host_client(tenant)
     for _ in range(5):
-        contoso.post("/admin/login/", {"username": "boss", "password": "wrong"})
+        contoso.submit("/admin/login/", {"username": "boss", "password": "wrong"})
 
     assert (
-        contoso.post("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code == 429
+        contoso.submit("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code == 429
     )
     fabrikam = host_client(other_tenant)
     assert (
-        fabrikam.post("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code == 302
+        fabrikam.submit("/admin/login/", {"username": "boss", "password": CONTOSO_PASSWORD}).status_code
+        == 302
     )
 
 

@@ -8,11 +8,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 
 from directory import selectors, services
 from directory.models import Event, Tenant, TenantEmailDomain, TenantHost, User
 from oauth.models import SecretToken, token_digest
+from tests.clients import Client
 
 
 def run(*args: str, **options: object) -> str:
@@ -230,7 +230,7 @@ def test_seed_demo_signs_the_manager_in_to_the_admin(other_tenant, client, monke
     monkeypatch.setenv("DEMO_MANAGER_PASSWORD", "demo-Pass-42")
     fields = seed_output(run("seed_demo"))
 
-    response = client.post(
+    response = client.submit(
         "/admin/login/",
         {"username": fields["Username"], "password": fields["Password"], "next": "/admin/"},
         HTTP_HOST="contoso.testserver",
@@ -239,7 +239,7 @@ def test_seed_demo_signs_the_manager_in_to_the_admin(other_tenant, client, monke
     assert fields["Password"] == "demo-Pass-42"
     assert response.status_code == 302 and response.headers["Location"] == "/admin/"
     assert client.get("/admin/", HTTP_HOST="contoso.testserver").status_code == 200
-    refused = client.post(
+    refused = client.submit(
         "/admin/login/",
         {"username": fields["Username"], "password": fields["Password"]},
         HTTP_HOST="fabrikam.testserver",
@@ -271,7 +271,7 @@ def test_create_manager_operator_administers_every_tenant_from_the_root_host(
     out = run("create_manager", "--tenant=platform", "--username=ops", "--password=ops-Pass-77", "--operator")
 
     assert out == "Created platform operator ops of tenant platform\n"
-    response = client.post(
+    response = client.submit(
         "/admin/login/",
         {"username": "ops", "password": "ops-Pass-77", "next": "/admin/"},
         HTTP_HOST="testserver",

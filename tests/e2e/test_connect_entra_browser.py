@@ -9,12 +9,12 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.test import Client
 
 from directory import services
 from directory.models import TenantHost, User
 from oauth.models import Consent
 from oauth.services import application_create
+from tests.clients import Client
 from tests.e2e.conftest import save_screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from directory import services
 from directory.models import Tenant, User
 from oauth.models import Application
 from oauth.services import application_create
+from tests.clients import Client
 from tests.conftest import PASSWORD
 from tests.oauth.support import ENTRA_REDIRECT, OAuthClient, tenant_client
 

@@ -9,11 +9,10 @@ from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from django.test import Client
-
 from directory.models import Tenant
 from directory.tenancy import tenant_primary_host
 from oauth.models import Application
+from tests.clients import Client
 
 ENTRA_REDIRECT = "https://portal.azure.com/TokenAuthorize"
 STATE = "entra-state-Zm9vYmFy"

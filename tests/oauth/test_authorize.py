@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_backends import OAuthLibCore
@@ -11,6 +11,7 @@ from oauth2_provider.oauth2_backends import OAuthLibCore
 from directory import services
 from directory.models import Event, Tenant, User
 from oauth.models import Consent
+from tests.clients import Client, csrf_refused
 from tests.oauth.conftest import signed_in
 from tests.oauth.support import (
     ENTRA_REDIRECT,
@@ -84,8 +85,9 @@ def test_check7_a_member_who_is_not_a_manager_gets_no_code(
         "state": STATE,
         "allow": "Authorize",
     }
-    response = http.post("/oauth/authorize/", forged)
-    assert response.status_code == 403
+    # Sent with the token the member's own account page gives, so the 403 is the manager check.
+    response = http.csrf_post("/oauth/authorize/", forged, form_path="/account/")
+    assert response.status_code == 403 and not csrf_refused(response)
     assert not Grant.objects.exists()
     assert Event.objects.filter(tenant=tenant, action="credential.authorize", result="failure").count() == 2
     assert not Event.objects.filter(tenant=other_tenant, action="credential.authorize").exists()
@@ -187,12 +189,13 @@ def test_a_deactivated_manager_or_inactive_tenant_gets_no_code(
 
 
 def test_check9_consent_post_without_csrf_token_is_refused(entra: OAuthClient, manager: User) -> None:
-    http = tenant_client(manager.tenant, enforce_csrf_checks=True)
+    http = tenant_client(manager.tenant)
     http.force_login(manager, backend="directory.backends.TenantModelBackend")
     page = http.get(authorize_path(entra))
     fields = {k: v for k, v in hidden_inputs(page.content.decode()).items() if k != "csrfmiddlewaretoken"}
-    response = http.post("/oauth/authorize/", {**fields, "allow": "Authorize"})
-    assert response.status_code == 403
+    with http.allow_csrf_refusal():
+        response = http.post("/oauth/authorize/", {**fields, "allow": "Authorize"})
+    assert response.status_code == 403 and csrf_refused(response)
     assert not Grant.objects.exists()
 
 
@@ -266,5 +269,9 @@ def test_root_host_never_issues_codes(entra: OAuthClient, tenant: Tenant, manage
     http.force_login(manager, backend="directory.backends.TenantModelBackend")
     response = http.get(authorize_path(entra))
     assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
-    assert http.post("/oauth/authorize/", {"client_id": entra.client_id, "allow": "1"}).status_code == 405
+    # With the token a root-host page gives, so the 405 is the view's and not the CSRF check's.
+    forged = http.csrf_post(
+        "/oauth/authorize/", {"client_id": entra.client_id, "allow": "1"}, form_path="/login/"
+    )
+    assert forged.status_code == 405
     assert not Grant.objects.exists()

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
@@ -22,6 +21,7 @@ from oauth.services import (
     client_secret_create,
     client_secret_revoke,
 )
+from tests.clients import Client
 from tests.oauth.support import OAuthClient, introspect, root_client, token_request
 
 AccessToken = get_access_token_model()

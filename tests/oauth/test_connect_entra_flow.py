@@ -8,12 +8,12 @@ import re
 import uuid
 from urllib.parse import urlsplit
 
-from django.test import Client
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
 from directory import services
 from directory.models import Event, Tenant, User
 from oauth.models import Consent
+from tests.clients import Client
 from tests.conftest import PASSWORD
 from tests.oauth.support import (
     ENTRA_REDIRECT,

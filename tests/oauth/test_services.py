@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from oauth2_provider.models import get_access_token_model
 
 from directory import services
@@ -11,6 +10,7 @@ from directory.exceptions import InvalidValue, TenantMismatch
 from directory.models import Event, Tenant, User
 from oauth.models import Application, Consent
 from oauth.services import application_create, consent_revoke, tenant_oauth_tokens_revoke
+from tests.clients import Client
 from tests.oauth.support import (
     ENTRA_REDIRECT,
     OAuthClient,

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.hashers import check_password
-from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
@@ -17,6 +16,7 @@ from directory import services
 from directory.models import Event, Tenant, User
 from oauth.models import Consent
 from oauth.security import CLIENT_AUTH_FAILURES
+from tests.clients import Client
 from tests.oauth.support import (
     ENTRA_REDIRECT,
     OAuthClient,

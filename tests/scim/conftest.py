@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from django.test import Client
+
+from tests.clients import Client
 
 SCIM = "application/scim+json; charset=utf-8"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, set_token_value
 
@@ -14,6 +13,7 @@ from directory import services
 from directory.models import Event, Tenant, User
 from oauth.models import Application, SecretToken
 from oauth.services import secret_token_issue, secret_token_revoke
+from tests.clients import Client
 from tests.scim.conftest import SCIMClient
 from tests.scim.support import OtherTenantWitness, assert_scim_error, create_user, ids_of, listed, user_body
 
