@@ -17,13 +17,17 @@ def test_username_is_unique_per_tenant_case_insensitively(tenant, other_tenant):
     assert User.objects.filter(username__lower="alice@example.com").count() == 2
 
 
-def test_external_id_is_unique_per_tenant_only_when_set(tenant, other_tenant):
+def test_external_id_may_be_shared_by_users_and_by_groups(tenant, other_tenant):
+    """RFC 7643 §3.1: externalId has no uniqueness, so no constraint refuses a second one."""
+    UserFactory(tenant=tenant, external_id="ext-1")
     UserFactory(tenant=tenant, external_id="ext-1")
     UserFactory(tenant=tenant, external_id="")
     UserFactory(tenant=tenant, external_id="")
-    with pytest.raises(IntegrityError), transaction.atomic():
-        UserFactory(tenant=tenant, external_id="ext-1")
     UserFactory(tenant=other_tenant, external_id="ext-1")
+    GroupFactory(tenant=tenant, external_id="g-1")
+    GroupFactory(tenant=tenant, external_id="g-1")
+    assert User.objects.filter(tenant=tenant, external_id="ext-1").count() == 2
+    assert Group.objects.filter(tenant=tenant, external_id="g-1").count() == 2
 
 
 def test_group_display_name_is_unique_per_tenant_case_insensitively(tenant, other_tenant):

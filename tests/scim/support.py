@@ -8,7 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from directory import services
-from directory.models import Event, Group, Membership, Tenant, User, UserAddress, UserEmail, UserPhoneNumber
+from directory.models import (
+    Event,
+    Group,
+    Membership,
+    Tenant,
+    User,
+    UserAddress,
+    UserEmail,
+    UserEntitlement,
+    UserIm,
+    UserPhoneNumber,
+    UserPhoto,
+    UserX509Certificate,
+)
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -28,6 +41,9 @@ UNKNOWN_ID = "0b9a3c52-8f4e-4d6b-9c1a-2e7f5d8a9b10"
 SHARED_USERNAME = "shared.user@example.com"
 SHARED_EXTERNAL_ID = "shared-external-id"
 SHARED_GROUP = "Shared Group"
+SHARED_IM = "shared.skype"
+SHARED_ENTITLEMENT = "Shared Entitlement"
+SHARED_PASSWORD = "fabrikam's own pa55word"
 
 
 def user_body(user_name: str, **attributes: Any) -> dict[str, Any]:
@@ -130,7 +146,10 @@ class OtherTenantWitness:
             username=SHARED_USERNAME,
             fields={"external_id": SHARED_EXTERNAL_ID, "display_name": "Shared User", "title": "Fabrikam"},
             emails=[{"type": "work", "value": SHARED_USERNAME, "primary": True}],
+            ims=[{"type": "skype", "value": SHARED_IM}],
+            entitlements=[{"value": SHARED_ENTITLEMENT}],
             manager=manager,
+            password=SHARED_PASSWORD,
         )
         group = services.group_create(
             tenant=tenant, actor=actor, display_name=SHARED_GROUP, external_id="shared-group", members=[user]
@@ -145,6 +164,10 @@ class OtherTenantWitness:
             "emails": _rows(UserEmail, self.tenant),
             "phones": _rows(UserPhoneNumber, self.tenant),
             "addresses": _rows(UserAddress, self.tenant),
+            "ims": _rows(UserIm, self.tenant),
+            "photos": _rows(UserPhoto, self.tenant),
+            "entitlements": _rows(UserEntitlement, self.tenant),
+            "x509_certificates": _rows(UserX509Certificate, self.tenant),
             "groups": _rows(Group, self.tenant),
             "memberships": _rows(Membership, self.tenant),
             "events": Event.objects.filter(tenant=self.tenant).count(),

@@ -186,6 +186,9 @@ def test_max_payload_size_exceeded_is_413(
 def test_bulk_cannot_reach_the_other_tenant(
     tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
 ) -> None:
+    """Bulk operations naming the other tenant's resources find nothing there. A manager reference
+    to the other tenant's user is kept as sent (RFC 7643 §4.3 lets it name a user not here yet) but
+    never linked to that user: references resolve inside the tenant only."""
     own = create_user(scim, "own@contoso.com")
     foreign_user, foreign_group = str(witness.user.scim_id), str(witness.group.scim_id)
     results = run(
@@ -220,9 +223,13 @@ def test_bulk_cannot_reach_the_other_tenant(
             },
         ),
     )
-    assert [r["status"] for r in results] == ["404", "404", "404", "404", "400", "400"]
-    assert contoso_usernames(tenant) == {"own@contoso.com"}
+    assert [r["status"] for r in results] == ["404", "404", "404", "404", "400", "201"]
+    assert contoso_usernames(tenant) == {"own@contoso.com", "managed@contoso.com"}
     assert not Group.objects.filter(tenant=tenant).exists()
+    managed = User.objects.get(tenant=tenant, username="managed@contoso.com")
+    assert (managed.manager_value, managed.manager_id) == (foreign_user, None)
+    document = scim.get(f"/Users/{managed.scim_id}").json()
+    assert document[ENTERPRISE]["manager"] == {"value": foreign_user}
     witness.assert_untouched()
 
 
@@ -276,7 +283,7 @@ def test_bulk_version_is_an_if_match(tenant: Tenant, scim: SCIMClient, witness: 
             },
         ),
     )
-    assert [r["status"] for r in results] == ["412", "400", "200"]
+    assert [r["status"] for r in results] == ["412", "400", "204"]
     assert results[2]["version"] == 'W/"2"'
     assert User.objects.get(scim_id=user["id"]).title == "new"
     witness.assert_untouched()

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from directory.models import Tenant
+from tests.clients import Client
 from tests.scim.conftest import SCIMClient
 from tests.scim.support import (
     ENTERPRISE,
@@ -152,6 +152,11 @@ def test_c05_schemas_list_user_group_enterprise_without_nulls(scim: SCIMClient) 
         "addresses.country",
         "addresses.formatted",
         "addresses.type",
+        "password",
+        "ims.value",
+        "photos.value",
+        "entitlements.value",
+        "x509certificates.value",
     ):
         assert path in user_paths, path
     user_name = next(a for a in schemas[USER]["attributes"] if a["name"] == "userName")
@@ -208,6 +213,11 @@ def test_c05_schemas_describe_every_attribute_the_server_returns(
         roles=[
             {"value": "Admin", "display": "Admin", "type": "WindowsAzureActiveDirectoryRole", "primary": True}
         ],
+        ims=[{"type": "skype", "value": "ada.lovelace", "primary": True, "display": "Ada"}],
+        photos=[{"type": "photo", "value": "https://example.com/ada.jpg", "display": "Ada"}],
+        entitlements=[{"type": "licence", "value": "E5", "display": "E5", "primary": True}],
+        x509Certificates=[{"type": "signing", "value": "MIIDQzCCAqygAwIBAgICEAAw", "display": "Ada"}],
+        password="an unreturned pa55word",
         **{
             ENTERPRISE: {
                 "employeeNumber": "42",
@@ -225,6 +235,10 @@ def test_c05_schemas_describe_every_attribute_the_server_returns(
     described |= {f"{ENTERPRISE.lower()}.{p}" for p in schema_paths(schemas[ENTERPRISE]["attributes"])}
     fetched = scim.get(f"/Users/{user['id']}").json()
     assert document_paths(fetched) - described == set()
+    assert {"ims.value", "photos.value", "entitlements.value", "x509certificates.value"} <= document_paths(
+        fetched
+    )
+    assert "password" not in document_paths(fetched)
     group_described = schema_paths(schemas[GROUP]["attributes"])
     fetched_group = scim.get(f"/Groups/{group['id']}").json()
     assert document_paths(fetched_group) - group_described == set()

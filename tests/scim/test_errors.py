@@ -9,9 +9,9 @@ import string
 from typing import Any
 
 import pytest
-from django.test import Client
 
-from directory.models import Event, Group, Membership, Tenant, User
+from directory.models import Event, Group, Membership, Tenant, User, UserEmail, UserPhoneNumber
+from tests.clients import Client
 from tests.scim.conftest import SCIMClient, patch_op
 from tests.scim.support import (
     BULK_REQUEST,
@@ -103,35 +103,49 @@ def test_failed_requests_are_logged_for_the_callers_tenant_only(
     witness.assert_untouched()
 
 
-def test_post_with_an_invalid_manager_creates_nothing(
+def test_post_with_a_manager_of_the_wrong_type_creates_nothing(
     tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
 ) -> None:
-    for manager in (UNKNOWN_ID, str(witness.manager.scim_id), "nope", 17):
-        response = scim.post(
-            "/Users", user_body("orphan@contoso.com", **{ENTERPRISE: {"manager": {"value": manager}}})
-        )
+    """`manager.value` is a string (RFC 7643 §4.3). Any string is kept as sent, even one naming no
+    user here, but a number, a boolean, two managers or a value too long for the column is a 400
+    that creates nothing. An object without `value` means "no manager" (entra-scim.md R54)."""
+    for manager in (17, {"value": 17}, True, 1.5, [{"value": "a"}, {"value": "b"}], "m" * 256):
+        response = scim.post("/Users", user_body("orphan@contoso.com", **{ENTERPRISE: {"manager": manager}}))
         assert_scim_error(response, 400, "invalidValue")
     assert not User.objects.filter(tenant=tenant, username="orphan@contoso.com").exists()
     assert not Event.objects.filter(tenant=tenant, action="user.create").exists()
+    response = scim.post(
+        "/Users", user_body("orphan@contoso.com", **{ENTERPRISE: {"manager": {"displayName": "Nobody"}}})
+    )
+    assert response.status_code == 201, response.content
+    orphan = User.objects.get(tenant=tenant, username="orphan@contoso.com")
+    assert (orphan.manager_value, orphan.manager_id) == ("", None)
+    assert "manager" not in response.json().get(ENTERPRISE, {})
     witness.assert_untouched()
 
 
-def test_post_with_a_bad_email_after_valid_attributes_creates_nothing(
+def test_post_with_two_primary_emails_after_valid_attributes_creates_nothing(
     tenant: Tenant, scim: SCIMClient, witness: OtherTenantWitness
 ) -> None:
+    """One request is one transaction: a value refused after valid ones (RFC 7643 §2.4, `primary`
+    is true at most once) leaves no user, no email row and no event behind."""
     response = scim.post(
         "/Users",
         user_body(
             "half@contoso.com",
             name={"givenName": "Half"},
+            phoneNumbers=[{"type": "work", "value": "+1 555 0100"}],
             emails=[
-                {"type": "work", "value": "half@contoso.com"},
-                {"type": "work", "value": "x@contoso.com"},
+                {"type": "work", "value": "half@contoso.com", "primary": True},
+                {"type": "home", "value": "x@contoso.com", "primary": True},
             ],
         ),
     )
     assert_scim_error(response, 400, "invalidValue")
     assert not User.objects.filter(tenant=tenant, username="half@contoso.com").exists()
+    assert not UserEmail.objects.filter(tenant=tenant).exists()
+    assert not UserPhoneNumber.objects.filter(tenant=tenant).exists()
+    assert not Event.objects.filter(tenant=tenant, action="user.create").exists()
     witness.assert_untouched()
 
 

@@ -29,6 +29,8 @@ from scim.filters import (
 
 ALL_USERS = frozenset({"bjensen", "jyoung", "mkim", "quote", "pct"})
 ALL_GROUPS = frozenset({"sales", "engineering", "empty"})
+# A base64 DER prefix: x509Certificates.value is binary, so compared case-exactly (RFC 7643 §2.3.6).
+CERTIFICATE = "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAw"
 
 
 @dataclass
@@ -88,6 +90,10 @@ def _seed(directory: Directory, tenant: Tenant, actor: services.Actor) -> None:
             {"value": "555-555-5555", "type": "work"},
             {"value": "555-555-4444", "type": "mobile", "display": "Babs mobile"},
         ],
+        ims=[{"value": "babs.jensen", "type": "skype"}, {"value": "Babs@Jensen.org", "type": "xmpp"}],
+        photos=[{"value": "https://photos.example.com/Babs.jpg", "type": "photo"}],
+        entitlements=[{"value": "E5 Licence", "type": "licence", "display": "Office E5"}],
+        x509_certificates=[{"value": CERTIFICATE}],
         addresses=[
             {
                 "type": "work",
@@ -112,6 +118,7 @@ def _seed(directory: Directory, tenant: Tenant, actor: services.Actor) -> None:
             "department": "Retail",
         },
         emails=[{"value": "JYoung@Contoso.com", "type": "work", "primary": True}],
+        ims=[{"value": "babs.jensen", "type": "aim"}],
     )
     mkim = create(
         "mkim",
@@ -360,13 +367,18 @@ def test_booleans(directory, text, expected):
         ('manager eq "garbage"', set(), set()),
         ('manager ne "{bjensen}"', ALL_USERS - {"mkim"}, ALL_USERS),
         ('manager[value eq "{bjensen}"]', {"mkim"}, set()),
+        ('manager eq "{bjensen_upper}"', set(), set()),
+        ('manager sw "{bjensen_prefix}"', {"mkim"}, set()),
     ],
 )
 def test_identifiers(directory, text, expected, in_other):
     """Ids are contoso's, so fabrikam's look-alikes never match them; a value that is not a UUID
-    matches nothing rather than failing (Entra's Test Connection sends random values)."""
+    matches nothing rather than failing (Entra's Test Connection sends random values).
+    `manager.value` is the reference as the client sent it, a case-exact string (RFC 7643 §4.3),
+    so it takes string operators and an id in other case does not match it."""
     ids = directory.ids()
     ids["bjensen_upper"] = ids["bjensen"].upper()
+    ids["bjensen_prefix"] = ids["bjensen"][:8]
     assert_users(directory, text.format(**ids), expected, in_other=in_other)
 
 
@@ -429,6 +441,15 @@ def test_other_tenants_ids_match_nothing(directory):
         ("name.FamilyName", "Jensen"),
         ("NAME.FAMILYNAME", "Jensen"),
         ("Emails.Value", "bjensen@contoso.com"),
+        ("ims.value", "BABS@JENSEN.ORG"),
+        ("ims.type", "XMPP"),
+        ("ims", "babs@jensen.org"),
+        ("photos.value", "HTTPS://PHOTOS.EXAMPLE.COM/BABS.JPG"),
+        ("photos.type", "PHOTO"),
+        ("entitlements.value", "e5 licence"),
+        ("entitlements.type", "LICENCE"),
+        ("entitlements.display", "OFFICE e5"),
+        ("entitlements", "E5 LICENCE"),
     ],
 )
 def test_every_caseexact_false_attribute_can_be_matched_with_eq(directory, attribute, value):
@@ -500,6 +521,53 @@ def test_multi_valued_and_value_paths(directory, text, expected):
     assert_users(directory, text, expected)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('ims[type eq "skype"].value eq "babs.jensen"', {"bjensen"}),
+        ('ims[type eq "aim"].value eq "BABS.JENSEN"', {"jyoung"}),
+        ('ims.value eq "babs.jensen"', {"bjensen", "jyoung"}),
+        ("ims pr", {"bjensen", "jyoung"}),
+        ('photos[type eq "photo"].value sw "https://photos.example.com/"', {"bjensen"}),
+        ('photos[type eq "thumbnail"]', set()),
+        ('entitlements[type eq "licence" and value eq "e5 licence"]', {"bjensen"}),
+        ("not (entitlements pr)", ALL_USERS - {"bjensen"}),
+        (f'x509Certificates.value eq "{CERTIFICATE}"', {"bjensen"}),
+        (f'x509Certificates eq "{CERTIFICATE}"', {"bjensen"}),
+        (f'x509Certificates.value eq "{CERTIFICATE.lower()}"', set()),
+        (f'x509Certificates.value eq "{CERTIFICATE.upper()}"', set()),
+        ('x509Certificates.value sw "MIID"', {"bjensen"}),
+        ('x509Certificates.value sw "miid"', set()),
+        ("x509Certificates pr", {"bjensen"}),
+    ],
+)
+def test_ims_photos_entitlements_and_certificates_filter_like_emails(directory, text, expected):
+    """RFC 7643 §4.1.2: the other multi-valued attributes take the same value paths as emails;
+    `x509Certificates.value` is binary, so compared case-exactly (§2.3.6), the rest not."""
+    assert_users(directory, text, expected)
+
+
+def test_a_pending_manager_reference_filters_as_sent(
+    directory: Directory, system_actor: services.Actor
+) -> None:
+    """A `manager.value` naming no user of the tenant (yet) is stored as sent (RFC 7643 §4.3) and
+    filters as that case-exact string; each tenant matches only its own users."""
+    for slug in ("contoso", "fabrikam"):
+        pending = services.user_create(
+            tenant=directory.tenants[slug],
+            actor=system_actor,
+            username="pending@contoso.com",
+            manager="Boss-7",
+        )
+        assert (pending.manager_value, pending.manager_id) == ("Boss-7", None)
+        directory.key_of_user[pending.pk] = "pending"
+    assert_users(directory, 'manager eq "Boss-7"', {"pending"})
+    assert_users(directory, 'manager.value eq "boss-7"', set())
+    assert_users(directory, 'manager co "ss-"', {"pending"})
+    assert_users(directory, "manager pr", {"mkim", "pending"})
+    assert_users(directory, "manager eq null", ALL_USERS - {"mkim"})
+
+
 def test_groups_attribute_of_users(directory):
     ids = directory.ids()
     assert_users(directory, 'groups eq "{group_sales}"'.format(**ids), {"bjensen", "mkim"}, in_other=set())
@@ -519,14 +587,21 @@ def test_groups_attribute_of_users(directory):
     )
 
 
-def test_value_path_never_duplicates_a_user_with_two_matching_emails(directory):
+def test_value_path_never_duplicates_a_user_with_two_matching_emails(
+    directory: Directory, system_actor: services.Actor
+) -> None:
+    """RFC 7643 §2.4 lets a user hold two values of one type; a filter matching both still
+    returns the user once (the subqueries are EXISTS, not joins)."""
     for slug in ("contoso", "fabrikam"):
-        tenant = directory.tenants[slug]
-        user = directory.users[slug]["pct"]
-        # Two "work" rows break R16, which the service enforces; the rows are written directly to
-        # prove the query cannot fan out even if such data existed.
-        UserEmail.objects.create(tenant=tenant, user=user, type="work", value="pct@contoso.com")
-        UserEmail.objects.create(tenant=tenant, user=user, type="work", value="PCT@CONTOSO.COM")
+        services.user_update(
+            tenant=directory.tenants[slug],
+            actor=system_actor,
+            user=directory.users[slug]["pct"],
+            emails=[
+                {"type": "work", "value": "pct@contoso.com"},
+                {"type": "work", "value": "PCT@CONTOSO.COM"},
+            ],
+        )
     for text in (
         'emails[type eq "work"].value eq "pct@contoso.com"',
         'emails co "pct"',
@@ -735,7 +810,9 @@ def test_group_filters_refuse_user_attributes(directory, text):
         ('userName eq "x" and foo eq "y"', "Unsupported filter attribute 'foo'"),
         ('userName eq "x" or foo eq "y"', "Unsupported filter attribute 'foo'"),
         ('not (roles eq "admin")', "Unsupported filter attribute 'roles'"),
-        ('entitlements eq "x"', "Unsupported filter attribute 'entitlements'"),
+        ('password eq "x"', "Unsupported filter attribute 'password'"),
+        ("password pr", "Unsupported filter attribute 'password'"),
+        ('x509Certificates.foo eq "x"', "Unsupported filter attribute 'x509Certificates.foo'"),
         ('members eq "x"', "Unsupported filter attribute 'members'"),
         ('name.foo eq "x"', "Unsupported filter attribute 'name.foo'"),
         ('emails[foo eq "x"]', "Unsupported filter attribute 'foo'"),
@@ -779,7 +856,8 @@ def test_group_filters_refuse_user_attributes(directory, text):
         ("active eq 1", "active is a boolean"),
         ("emails.primary lt true", "emails.primary is a boolean"),
         ('id gt "a"', "id is an identifier"),
-        ('manager co "a"', "manager.value is an identifier"),
+        ('manager.displayName eq "x"', "Unsupported filter attribute 'manager.displayName'"),
+        ('manager.$ref eq "x"', "Unsupported filter attribute 'manager.$ref'"),
         ('groups sw "a"', "groups.value is an identifier"),
         ('meta.created co "2024"', "meta.created is a date-time"),
         ('meta.created gt "yesterday"', "ISO 8601"),
@@ -834,7 +912,8 @@ def test_size_limits_are_refused_not_truncated(directory):
         ("title", "title"),
         ("urn:ietf:params:scim:schemas:core:2.0:User:userName", "username"),
         ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "department"),
-        ("manager", "manager__scim_id"),
+        ("manager", "manager_value"),
+        ("manager.value", "manager_value"),
         (" employeeNumber ", "employee_number"),
     ],
 )
@@ -857,7 +936,20 @@ def test_group_sort_field(sort_by, field_name):
 
 @pytest.mark.parametrize(
     "sort_by",
-    ["", "foo", "emails", "emails.value", "name", "meta", "userName.x", "a b", "addresses.locality"],
+    [
+        "",
+        "foo",
+        "emails",
+        "emails.value",
+        "name",
+        "meta",
+        "userName.x",
+        "a b",
+        "addresses.locality",
+        "password",
+        "ims",
+        "entitlements.value",
+    ],
 )
 def test_unsortable_attributes_are_a_bad_request(sort_by):
     with pytest.raises(BadRequest) as raised:
@@ -930,5 +1022,6 @@ def test_postgresql_uses_the_tenant_lower_indexes(tenant, other_tenant):
     by_external_id = scoped.filter(user_filter_q("externalId eq ext-1500"))
     plan = _explain(by_external_id)
     print(f"\nexternalId eq:\n{plan}")
+    assert "dir_user_tenant_external_id" in plan
     assert "Seq Scan" not in plan
     assert [u.username for u in by_external_id] == ["user1500@contoso.com"]

@@ -1,7 +1,7 @@
 """Tenant isolation on every SCIM endpoint (architecture.md, Tenancy): the credential decides the
 tenant, another tenant's ids are unknown ids, no list or filter (however written) returns another
-tenant's rows, references across tenants are refused, and each tenant's log holds only its own
-requests."""
+tenant's rows, references across tenants are refused (members) or kept as sent but never linked
+(manager, RFC 7643 §4.3), and each tenant's log holds only its own requests."""
 
 from __future__ import annotations
 
@@ -186,13 +186,28 @@ def test_member_references_to_the_other_tenant_are_refused(
     witness.assert_untouched()
 
 
-def test_manager_references_to_the_other_tenant_are_refused(
+def test_manager_references_to_the_other_tenant_are_kept_as_sent_never_linked(
     tenant: Tenant, scim: SCIMClient, contoso: dict[str, str], witness: OtherTenantWitness
 ) -> None:
+    """RFC 7643 §4.3 lets `manager.value` name a user that is not here (yet), so a value naming the
+    other tenant's user, by its id or by its externalId, is stored as sent, but it never links to
+    that user: no `$ref`, no displayName, and the other tenant's rows are untouched."""
     foreign = str(witness.manager.scim_id)
+    foreign_external_id = witness.manager.external_id
     user = contoso["user"]
-    responses = [
-        scim.post("/Users", user_body("new@contoso.com", **{ENTERPRISE: {"manager": foreign}})),
+    created = scim.post("/Users", user_body("new@contoso.com", **{ENTERPRISE: {"manager": foreign}}))
+    assert created.status_code == 201, created.content
+    assert created.json()[ENTERPRISE]["manager"] == {"value": foreign}
+    by_external_id = scim.post(
+        "/Users", user_body("newer@contoso.com", **{ENTERPRISE: {"manager": {"value": foreign_external_id}}})
+    )
+    assert by_external_id.status_code == 201, by_external_id.content
+    assert by_external_id.json()[ENTERPRISE]["manager"] == {"value": foreign_external_id}
+    for username, value in (("new@contoso.com", foreign), ("newer@contoso.com", foreign_external_id)):
+        row = User.objects.get(tenant=tenant, username=username)
+        assert (row.manager_value, row.manager_id) == (value, None)
+
+    writes = [
         scim.put(
             f"/Users/{user}", user_body(SHARED_USERNAME, **{ENTERPRISE: {"manager": {"value": foreign}}})
         ),
@@ -203,10 +218,15 @@ def test_manager_references_to_the_other_tenant_are_refused(
             f"/Users/{user}", patch_op({"op": "Add", "path": "manager", "value": [{"value": foreign}]})
         ),
     ]
-    for response in responses:
-        assert_scim_error(response, 400, "invalidValue")
-    assert not User.objects.filter(tenant=tenant, username="new@contoso.com").exists()
-    assert str(User.objects.get(scim_id=user).manager.scim_id) == contoso["boss"]  # type: ignore[union-attr]
+    assert [response.status_code for response in writes] == [200, 204, 204]
+    row = User.objects.get(scim_id=user)
+    assert (row.manager_value, row.manager_id) == (foreign, None)
+    for response in (created, by_external_id, writes[0], scim.get(f"/Users/{user}")):
+        manager = response.json()[ENTERPRISE]["manager"]
+        assert set(manager) == {"value"}
+        assert "Fabrikam" not in response.content.decode()
+    assert not User.objects.filter(tenant=tenant, manager=witness.manager).exists()
+    assert list(witness.manager.reports.all()) == [witness.user]
     witness.assert_untouched()
 
 
@@ -225,8 +245,16 @@ def test_the_service_principal_is_not_a_scim_user(
     )
     member = patch_op({"op": "add", "path": "members", "value": [{"value": service_principal}]})
     assert_scim_error(scim.patch(f"/Groups/{contoso['group']}", member), 400, "invalidValue")
+    # A manager value naming the service principal is a reference to no SCIM user: kept as sent
+    # (RFC 7643 §4.3), never linked to the service principal.
     manager = patch_op({"op": "add", "path": "manager", "value": service_principal})
-    assert_scim_error(scim.patch(f"/Users/{contoso['user']}", manager), 400, "invalidValue")
+    assert scim.patch(f"/Users/{contoso['user']}", manager).status_code == 204
+    report = User.objects.get(scim_id=contoso["user"])
+    assert (report.manager_value, report.manager_id) == (service_principal, None)
+    assert scim.get(f"/Users/{contoso['user']}").json()[ENTERPRISE]["manager"] == {"value": service_principal}
+    created = create_user(scim, "sp-report@contoso.com", **{ENTERPRISE: {"manager": service_principal}})
+    assert created[ENTERPRISE]["manager"] == {"value": service_principal}
+    assert not User.objects.filter(manager__role=User.Role.SERVICE).exists()
     assert User.objects.get(scim_id=service_principal).is_active
     witness.assert_untouched()
 

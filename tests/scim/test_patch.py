@@ -572,6 +572,71 @@ def test_two_primaries_in_one_value_are_refused() -> None:
         patch_user(USER, {"op": "replace", "path": "emails", "value": value})
 
 
+# ------------------------------------------------------------- RFC 7643 §4.1 attributes once refused
+
+
+@pytest.mark.parametrize("op", ["add", "replace", "Add", "Replace"])
+@pytest.mark.parametrize("path", ["password", "PASSWORD", f"{CORE}:password"])
+def test_password_is_a_patchable_path(op: str, path: str) -> None:
+    """RFC 7643 §4.1.1: password is writeOnly, so add and replace set it; the engine hands it on to
+    be hashed (the document it patched never held one, returned "never")."""
+    assert patch_user(USER, {"op": op, "path": path, "value": "n3w passw0rd"})["password"] == "n3w passw0rd"
+
+
+def test_password_in_a_pathless_value() -> None:
+    assert patch_user(USER, {"op": "replace", "value": {"password": "pw", "title": "T"}})["password"] == "pw"
+
+
+def test_remove_password_never_fails() -> None:
+    """A document read back never holds the password, so removing it is a no-op, not a noTarget."""
+    assert "password" not in patch_user(USER, {"op": "remove", "path": "password"})
+
+
+@pytest.mark.parametrize("attribute", ["ims", "photos", "entitlements", "x509Certificates"])
+def test_rfc7643_multi_valued_attributes_take_add_replace_and_remove(attribute: str) -> None:
+    """RFC 7643 §4.1.2: ims, photos, entitlements and x509Certificates patch like emails: add
+    appends, a value filter path changes one element, replace without a filter replaces the list,
+    remove with a filter removes the match and without one the attribute."""
+    first = {"value": "first-value", "type": "work"}
+    second = {"value": "second-value", "type": "work"}
+    added = patch_user(BARE_USER, {"op": "add", "path": attribute, "value": [first, second]})
+    assert added[attribute] == [first, second]
+    changed = patch_user(
+        added, {"op": "replace", "path": f'{attribute}[value eq "second-value"].value', "value": "changed"}
+    )
+    assert changed[attribute] == [first, {"value": "changed", "type": "work"}]
+    replaced = patch_user(changed, {"op": "replace", "path": attribute, "value": [second]})
+    assert replaced[attribute] == [second]
+    removed_one = patch_user(changed, {"op": "remove", "path": f'{attribute}[value eq "first-value"]'})
+    assert removed_one[attribute] == [{"value": "changed", "type": "work"}]
+    assert attribute not in patch_user(changed, {"op": "remove", "path": attribute})
+
+
+def test_certificates_compare_case_exactly_and_ims_do_not() -> None:
+    """x509Certificates.value is binary, caseExact (RFC 7643 §2.3.6): a re-sent certificate in other
+    case is another certificate. An im in other case is the same im, merged (caseExact false)."""
+    document = patch_user(
+        BARE_USER,
+        {"op": "add", "path": "x509Certificates", "value": [{"value": "MIIabc"}]},
+        {"op": "add", "path": "ims", "value": [{"value": "babs", "type": "skype"}]},
+    )
+    result = patch_user(
+        document,
+        {"op": "add", "path": "x509Certificates", "value": [{"value": "MIIABC"}]},
+        {"op": "add", "path": "ims", "value": [{"value": "BABS", "type": "Skype"}]},
+    )
+    assert result["x509Certificates"] == [{"value": "MIIabc"}, {"value": "MIIABC"}]
+    assert len(result["ims"]) == 1
+
+
+def test_two_values_of_one_type_may_be_added() -> None:
+    """RFC 7643 §2.4 limits only `primary`: a second work email is appended, not refused."""
+    result = patch_user(
+        USER, {"op": "add", "path": "emails", "value": [{"value": "second@contoso.com", "type": "work"}]}
+    )
+    assert [e["value"] for e in email(result, "work")] == ["alice@contoso.com", "second@contoso.com"]
+
+
 SIX_OPERATIONS = [
     {"op": "Replace", "path": "displayName", "value": "Pvlo"},
     {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "TestBcwqnm@test.microsoft.com"},
@@ -1057,8 +1122,6 @@ def test_remove_is_idempotent() -> None:
         ("userName.first", InvalidPath, "userName"),
         ('name[givenName eq "x"]', InvalidPath, "multi-valued"),
         ("members", InvalidPath, "members"),
-        ("password", InvalidPath, "password"),
-        ("photos", InvalidPath, "photos"),
         ("urn:ietf:params:scim:schemas:extension:custom:2.0:User:badge", InvalidPath, "URN"),
         (f"{GROUP_SCHEMA}:displayName", InvalidPath, GROUP_SCHEMA),
         (f"{CORE}:department", InvalidPath, "department"),
