@@ -72,6 +72,7 @@ class Attribute:
     required: bool = False
     case_exact: bool = False
     ignored: frozenset[str] = frozenset()
+    write_only: bool = False
 
     def sub(self, name: str) -> Attribute | None:
         return _find(self.sub_attributes, name)
@@ -135,6 +136,13 @@ MEMBERS = Attribute(
     sub_attributes=(Attribute("value", case_exact=True), Attribute("display"), Attribute("type")),
 )
 
+PASSWORD = Attribute("password", write_only=True)
+"""Write-only (RFC 7643 §4.1.1, returned "never"): no error detail ever quotes what was sent for it,
+since details are shown to clients and kept in the provisioning log."""
+WRITE_ONLY_PATH = re.compile(
+    r"^\s*(?:urn:ietf:params:scim:schemas:core:2\.0:user:)?password\b", re.IGNORECASE
+)
+
 _CONTENT_FREE_PARTS = frozenset({"type", "primary", "display"})
 """Sub-attributes that describe an element rather than hold its data: an element left with only
 these (an email without an address) is dropped instead of being written back half-empty."""
@@ -178,7 +186,7 @@ USER = Resource(
                 "timezone",
             ),
             Attribute("active", "boolean", required=True),
-            Attribute("password"),
+            PASSWORD,
             EMAILS,
             PHONE_NUMBERS,
             IMS,
@@ -542,6 +550,8 @@ def resolve(resource: Resource, path: str, *, scope: str | None = None) -> Targe
     """Unqualified names are looked up in `scope` when given (keys inside an extension object),
     otherwise in the core schema and then the extensions: Entra writes `manager` as often as the
     URN form (R54)."""
+    if WRITE_ONLY_PATH.match(path) and WRITE_ONLY_PATH.sub("", path).strip():
+        raise InvalidPath("password is write-only: its path is exactly `password`, without a filter or part.")
     parsed = parse_path(path)
     if parsed.schema is not None and parsed.schema not in resource.schemas:
         raise InvalidPath(
@@ -644,10 +654,13 @@ def _coerce(attribute: Attribute, value: Any, label: str) -> Any:
     """A scalar for `attribute`, or CLEAR. Numbers become strings for string attributes (as the
     representation layer reads them, so PATCH and POST agree); "True"/"false" become booleans (R43, R71)."""
     value = _unwrap_single(value, label)
+    def shown(sent: Any) -> str:
+        return "(the value sent)" if attribute.write_only else _describe(sent)
+
     if isinstance(value, dict):
         keys = _lowered_keys(value, label)
         if "value" not in keys or not set(keys) <= {"value", "$ref", "display"}:
-            raise InvalidValue(f"{label} takes a single value, not the object {_describe(value)}.")
+            raise InvalidValue(f"{label} takes a single value, not the object {shown(value)}.")
         value = keys["value"]
     if value is None:
         return CLEAR
@@ -660,12 +673,12 @@ def _coerce(attribute: Attribute, value: Any, label: str) -> Any:
                 return lowered == "true"
             if lowered == "":
                 return CLEAR
-        raise InvalidValue(f"{label} must be a boolean (true or false), got {_describe(value)}.")
+        raise InvalidValue(f"{label} must be a boolean (true or false), got {shown(value)}.")
     if isinstance(value, str):
         return value if value != "" else CLEAR
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise InvalidValue(f"{label} must be a string, got {_describe(value)}.")
+    raise InvalidValue(f"{label} must be a string, got {shown(value)}.")
 
 
 def _is_empty(value: Any) -> bool:

@@ -965,7 +965,8 @@ def run_bulk_operation(ctx: RequestContext, operation: Any, bulk_ids: dict[str, 
     response: dict[str, Any] = {"method": method, "status": str(result.status)}
     if bulk_id:
         response["bulkId"] = str(bulk_id)
-    location = result.location or (f"{ctx.base_url}/{resource}/{target}" if method != "POST" else "")
+    canonical = resource.capitalize()
+    location = result.location or (f"{ctx.base_url}/{canonical}/{target}" if method != "POST" else "")
     if location:
         response["location"] = location
     if result.version:

@@ -566,9 +566,14 @@ def _manager_link(tenant: Tenant, user: User | None, manager: User | str | None)
 
 
 def _link_pending_reports(tenant: Tenant, user: User) -> None:
-    """Users whose `manager.value` named this user before it existed here now link to it (one
-    indexed UPDATE over the pending references; their version moves so ETags change)."""
-    refs = [str(user.scim_id), *([user.external_id] if user.external_id else [])]
+    """Users whose `manager.value` named this user before it existed here, by id or by an externalId
+    that only this user holds, now link to it (an indexed UPDATE over the pending references; their
+    version moves so ETags change). Called when a user is created or its externalId changes."""
+    refs = [str(user.scim_id)]
+    if user.external_id and not (
+        User.objects.filter(tenant=tenant, external_id=user.external_id).exclude(pk=user.pk).exists()
+    ):
+        refs.append(user.external_id)
     pending = User.objects.filter(tenant=tenant, manager__isnull=True, manager_value__in=refs)
     pending.exclude(pk=user.pk).update(manager=user, version=F("version") + 1, last_modified=timezone.now())
 
@@ -630,6 +635,8 @@ def user_create(
     multi = {kind: _clean_multi_values(kind, items) for kind, items in given.items()}
     manager_value, manager_user = _manager_link(tenant, None, manager)
     user = User(tenant=tenant, role=role, manager=manager_user, manager_value=manager_value, **values)
+    if password == "":
+        raise InvalidValue("A password cannot be empty.", field="password")
     if password:
         user.set_password(password)
     else:
@@ -752,6 +759,8 @@ def user_update(
     locked.refresh_from_db(fields=["version", "last_modified"])
     for kind, rows in multi_updates.items():
         _write_multi_values(tenant, locked, kind, rows)
+    if "external_id" in changes:
+        _link_pending_reports(tenant, locked)
     if "is_active" in changes:
         action = "user.reactivate" if locked.is_active else "user.deactivate"
     else:

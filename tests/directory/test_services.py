@@ -638,11 +638,6 @@ def test_a_manager_value_links_by_id_or_by_an_external_id_only_one_user_of_the_t
     assert User.objects.get(pk=other_alice.pk).version == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: _link_pending_reports links a pending externalId reference to a new user even "
-    "when other users already hold that externalId (the reference is ambiguous)",
-)
 def test_a_user_created_with_an_external_id_others_hold_leaves_pending_reports_unlinked(
     tenant, other_tenant, system_actor
 ):
