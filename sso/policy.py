@@ -45,7 +45,14 @@ def sign_in_page_context(request: HttpRequest, next_path: str = "") -> dict[str,
     else OpenID Connect) and whether password sign-in is for break-glass accounts only."""
     sso = _settings(getattr(request, "tenant", None))
     if sso is None or not sso.sso_available:
-        return {"sso_login_url": "", "sso_enforced": False}
+        return {"sso_login_url": "", "sso_login_path": "", "sso_next": "", "sso_enforced": False}
     path = SAML_LOGIN_PATH if sso.saml_enabled else OIDC_LOGIN_PATH
     query = f"?{urlencode({'next': next_path})}" if next_path else ""
-    return {"sso_login_url": f"{path}{query}", "sso_enforced": sso.enforce_sso}
+    # The button is a GET form, and a browser replaces an action's query with the form's fields:
+    # `next` travels as a hidden field (`sso_next`), not in the action.
+    return {
+        "sso_login_url": f"{path}{query}",
+        "sso_login_path": path,
+        "sso_next": next_path,
+        "sso_enforced": sso.enforce_sso,
+    }
