@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from directory.exceptions import InvalidValue, TenantMismatch
@@ -294,6 +295,36 @@ def saml_metadata_fetch(*, tenant: Tenant, actor: Actor, url: str | None = None)
         sso.save()
         _record(tenant, actor, "sso.saml_metadata_fetch", sso, {"url": target, **changes})
     return sso
+
+
+METADATA_MAX_AGE = timedelta(hours=24)
+
+
+def saml_metadata_refresh_stale(
+    *, actor: Actor, max_age: timedelta = METADATA_MAX_AGE, now: datetime | None = None
+) -> tuple[int, int]:
+    """Fetch again the metadata of every active tenant whose App Federation Metadata URL was last
+    fetched more than `max_age` ago (or never), so a certificate Entra adds for a rollover is trusted
+    before Entra signs with it. Returns (refreshed, failed); a failure keeps the stored IdP, is
+    logged by `saml_metadata_fetch`, and is tried again on the next call. The background worker
+    (`run_webhook_worker`) calls this every hour; `manage.py sso_refresh_metadata` forces it."""
+    cutoff = (now or timezone.now()) - max_age
+    stale = (
+        SsoSettings.objects.select_related("tenant")
+        .exclude(idp_metadata_url="")
+        .filter(tenant__is_active=True, tenant__is_platform=False)
+        .filter(Q(idp_metadata_fetched_at__isnull=True) | Q(idp_metadata_fetched_at__lt=cutoff))
+        .order_by("pk")
+    )
+    refreshed = failed = 0
+    for row in stale:
+        try:
+            saml_metadata_fetch(tenant=row.tenant, actor=actor)
+        except InvalidValue:
+            failed += 1
+        else:
+            refreshed += 1
+    return refreshed, failed
 
 
 # ------------------------------------------------------------------------------------- sign-ins

@@ -132,6 +132,27 @@ def test_the_worker_polls_until_its_time_limit(hooks: Hooks) -> None:
     assert hooks.mine() == [] and hooks.theirs() == []
 
 
+def test_the_running_worker_refreshes_stale_saml_metadata_hourly_but_not_once(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker `make run` starts also keeps each tenant's IdP metadata fresh (daily refresh,
+    checked hourly); a `--once` run (cron, tests) delivers only."""
+    from api.management.commands import run_webhook_worker
+
+    calls: list[str] = []
+
+    def refresh(*, actor: Any) -> tuple[int, int]:
+        calls.append(actor.label)
+        return 1, 0
+
+    monkeypatch.setattr(run_webhook_worker, "saml_metadata_refresh_stale", refresh)
+    lines = run("run_webhook_worker", "--poll-seconds", "0.05", "--max-seconds", "0.3")
+    assert calls == ["background worker"]
+    assert "SAML metadata refreshed for 1 tenant(s), 0 failed" in lines
+    run("run_webhook_worker", "--once")
+    assert calls == ["background worker"]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_lets_the_current_delivery_finish_then_exits_cleanly(
     hooks: Hooks, signum: signal.Signals

@@ -280,6 +280,36 @@ def test_fetch_failures_keep_the_stored_idp(
     assert message.split(" ")[0] in failed.detail
 
 
+def test_stale_metadata_is_refreshed_and_fresh_metadata_is_left_alone(
+    tenant: Tenant, other_tenant: Tenant, local_idp: str, system_actor
+) -> None:
+    """The background worker's daily refresh: a tenant fetched more than a day ago (or whose last
+    fetch failed) is fetched again; one fetched an hour ago is not; a failing URL is counted and
+    keeps the stored IdP."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sso_services.saml_metadata_fetch(tenant=tenant, actor=system_actor, url=f"{local_idp}/metadata.xml")
+    sso_services.saml_metadata_fetch(
+        tenant=other_tenant, actor=system_actor, url=f"{local_idp}/metadata.xml"
+    )
+    day_old = timezone.now() - timedelta(hours=25)
+    SsoSettings.objects.filter(tenant=tenant).update(idp_metadata_fetched_at=day_old)
+    fresh = SsoSettings.objects.get(tenant=other_tenant).idp_metadata_fetched_at
+
+    assert sso_services.saml_metadata_refresh_stale(actor=system_actor) == (1, 0)
+    assert SsoSettings.objects.get(tenant=tenant).idp_metadata_fetched_at > day_old
+    assert SsoSettings.objects.get(tenant=other_tenant).idp_metadata_fetched_at == fresh
+    assert sso_services.saml_metadata_refresh_stale(actor=system_actor) == (0, 0)
+
+    SsoSettings.objects.filter(tenant=tenant).update(
+        idp_metadata_url=f"{local_idp}/missing.xml", idp_metadata_fetched_at=day_old
+    )
+    assert sso_services.saml_metadata_refresh_stale(actor=system_actor) == (0, 1)
+    assert SsoSettings.objects.get(tenant=tenant).idp_entity_id == "https://sts.windows.test/meta/"
+
+
 # ---------------------------------------------------------------------------- values for Entra
 
 

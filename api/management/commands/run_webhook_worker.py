@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections, connection
 
 from api.webhooks import PassReport, deliver_due
+from directory.services import Actor
+from sso.services import saml_metadata_refresh_stale
 
 logger = logging.getLogger("api.webhooks")
 
@@ -43,6 +45,12 @@ class Command(BaseCommand):
         parser.add_argument("--poll-seconds", type=float, default=1.0, help="Sleep when nothing is due (1).")
         parser.add_argument(
             "--max-seconds", type=float, default=None, help="Stop after this long (default: run on)."
+        )
+        parser.add_argument(
+            "--housekeeping-seconds",
+            type=float,
+            default=3600.0,
+            help="How often to refresh stale SAML IdP metadata (3600; 0 turns it off; never with --once).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -75,8 +83,13 @@ class Command(BaseCommand):
         def should_stop() -> bool:
             return bool(self._stop_signal) or (ends is not None and time.monotonic() >= ends)
 
+        housekeeping: float = options["housekeeping_seconds"]
+        next_housekeeping = started if housekeeping > 0 and not options["once"] else None
         try:
             while not should_stop():
+                if next_housekeeping is not None and time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + housekeeping
+                    self._housekeeping()
                 # A long-running process gets no request boundaries to retire broken or old
                 # connections at; do it once per pass. Not inside a caller's transaction (a test,
                 # call_command under atomic): that would close the connection under it.
@@ -107,6 +120,18 @@ class Command(BaseCommand):
         if not self._stop_signal and ends is not None and time.monotonic() >= ends:
             reason = "time limit reached"
         self._say(f"webhook worker stopped ({reason}): {total.summary()}")
+
+    def _housekeeping(self) -> None:
+        """Background chores of the one process `make run` and deployments keep running: today,
+        the daily refresh of each tenant's SAML IdP metadata (sso.services). A failure is logged
+        and never stops deliveries."""
+        try:
+            refreshed, failed = saml_metadata_refresh_stale(actor=Actor.system("background worker"))
+        except DatabaseError as exc:
+            logger.warning("webhook worker: metadata refresh skipped: %s", exc)
+            return
+        if refreshed or failed:
+            self._say(f"SAML metadata refreshed for {refreshed} tenant(s), {failed} failed")
 
     def _say(self, line: str) -> None:
         """Flushed at once: beside gunicorn in `make run`, or under a process manager, stdout is a
