@@ -176,7 +176,7 @@ def test_a_rolled_back_change_writes_no_delivery(hooks: Hooks) -> None:
     assert hooks.mine() == [] and hooks.theirs() == []
 
 
-def test_a_disabled_endpoint_gets_no_new_deliveries_and_pending_ones_are_not_sent(hooks: Hooks) -> None:
+def test_a_disabled_endpoint_gets_no_new_deliveries_and_pending_ones_wait_untried(hooks: Hooks) -> None:
     create_user(hooks.tenant, "ada@contoso.com")
     services.webhook_endpoint_update(
         tenant=hooks.tenant, actor=SYSTEM, endpoint=hooks.endpoint, is_active=False
@@ -186,8 +186,16 @@ def test_a_disabled_endpoint_gets_no_new_deliveries_and_pending_ones_are_not_sen
 
     report = drain()
     delivery = WebhookDelivery.objects.get(endpoint=hooks.endpoint)
-    assert (report.retrying, delivery.last_error) == (1, "endpoint is disabled")
+    assert report.claimed == 0
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PENDING, 0)
     assert hooks.mine() == [] and hooks.theirs() == []
+
+    services.webhook_endpoint_update(
+        tenant=hooks.tenant, actor=SYSTEM, endpoint=hooks.endpoint, is_active=True
+    )
+    assert drain().delivered == 1
+    assert [received.json()["resource"]["name"] for received in hooks.mine()] == ["ada@contoso.com"]
+    assert hooks.theirs() == []
 
 
 def test_deleting_an_endpoint_drops_its_pending_deliveries(hooks: Hooks) -> None:
