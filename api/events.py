@@ -26,10 +26,12 @@ ACTORS = {
 
 
 def _changes(event: Event) -> tuple[list[str], dict[str, Any]]:
+    """Sorted by name: PostgreSQL's jsonb keeps keys in its own order (shortest first), SQLite in
+    the order written, and a consumer should see one order whatever the database."""
     raw = event.changes or {}
     names: list[str] = []
     changes: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in sorted(raw.items(), key=lambda item: FIELD_NAMES.get(item[0], item[0])):
         name = FIELD_NAMES.get(key, key)
         names.append(name)
         if name in WITHOUT_VALUES:

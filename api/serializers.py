@@ -95,7 +95,9 @@ class EventSerializer(serializers.Serializer):
     type = serializers.CharField()
     occurred_at = serializers.DateTimeField()
     resource = EventResourceSerializer()
-    changed_fields = serializers.ListField(child=serializers.CharField())
+    changed_fields = serializers.ListField(
+        child=serializers.CharField(), help_text="Sorted; `password` is named, its value never sent."
+    )
     changes = serializers.DictField(help_text="For updates: {field: {old, new}}; members: added/removed ids.")
     actor = serializers.ChoiceField(choices=["provisioning", "manager", "system"])
 

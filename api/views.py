@@ -215,6 +215,7 @@ class EventFeedView(APIView):
     def _int(raw: str | None, name: str, *, default: int, low: int, high: int) -> int:
         if raw is None or raw == "":
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses (a 500).
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             raise ValidationError({name: f"Use a whole number from {low} to {high}."})
         return int(raw)
