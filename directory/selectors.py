@@ -364,14 +364,21 @@ class TenantUserFilterQuery:
     updated_after: datetime | None = None
 
 
+EMAIL_MATCH_LIMIT = 1000
+
+
 def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[User]:
     """Users of the tenant's directory (never its service principal) matching `query`, in a stable
-    order (creation order, by primary key) with their emails and manager loaded."""
+    order (creation order, by primary key) with their emails and manager loaded.
+
+    Shaped so the plan does not depend on fresh statistics (a new tenant's first cycle runs before
+    autoanalyze): the manager is prefetched by id instead of joined, and an email is resolved to
+    user ids through its own index first, instead of a semi-join the planner may drive from the
+    tenant's whole user list."""
     users = (
         User.objects.filter(tenant=tenant)
         .exclude(role=User.Role.SERVICE)
-        .select_related("manager")
-        .prefetch_related("emails")
+        .prefetch_related("emails", "manager")
         .order_by("id")
     )
     if query.active is not None:
@@ -380,7 +387,7 @@ def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[Use
         users = users.filter(username__lower=lowered(query.user_name))
     if query.email:
         emails = UserEmail.objects.filter(tenant=tenant, value__lower=lowered(query.email))
-        users = users.filter(pk__in=emails.values("user_id"))
+        users = users.filter(pk__in=list(emails.values_list("user_id", flat=True)[:EMAIL_MATCH_LIMIT]))
     if query.external_id:
         users = users.filter(external_id=query.external_id)
     if query.group is not None:
@@ -395,8 +402,7 @@ def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[Use
 def group_members_list(*, tenant: Tenant, group: Group) -> QuerySet[User]:
     return (
         User.objects.filter(tenant=tenant, memberships__group=group)
-        .select_related("manager")
-        .prefetch_related("emails")
+        .prefetch_related("emails", "manager")
         .order_by("id")
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -53,22 +53,35 @@ MAX_ENDPOINTS_PER_TENANT = 20
 def feed_stamp(*, tenant: Tenant, limit: int = FEED_STAMP_BATCH) -> int:
     """Give feed positions to the tenant's committed, not yet positioned directory changes, in id
     order; returns how many. Concurrent stampers of one tenant queue on the tenant row, and each
-    reads the unstamped rows only after it holds the lock, so no position is given twice."""
-    head = Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("feed_head", flat=True).first()
+    reads the unstamped rows only after it holds the lock, so no position is given twice.
+
+    The lock is `FOR NO KEY UPDATE`: every writer's INSERT of an Event takes a key-share lock on
+    the tenant row through the foreign key, which a plain `FOR UPDATE` would make wait. The
+    positions are given by one UPDATE over a numbered subquery (PostgreSQL, and SQLite ≥ 3.33),
+    not row by row: 5,000 events cost one statement instead of a second of ORM work."""
+    head = (
+        Tenant.objects.select_for_update(no_key=True)
+        .filter(pk=tenant.pk)
+        .values_list("feed_head", flat=True)
+        .first()
+    )
     if head is None:
         raise NotFound("Tenant not found.")
-    pending = list(
-        Event.objects.filter(tenant=tenant, feed_position__isnull=True, action__in=FEED_ACTIONS)
-        .order_by("id")
-        .only("id")[:limit]
+    table = connection.ops.quote_name(Event._meta.db_table)
+    actions = ", ".join(["%s"] * len(FEED_ACTIONS))
+    sql = (
+        f"UPDATE {table} SET feed_position = %s + ranked.rn FROM ("
+        f" SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM {table}"
+        f" WHERE tenant_id = %s AND feed_position IS NULL AND action IN ({actions})"
+        f" ORDER BY id LIMIT %s"
+        f") AS ranked WHERE {table}.id = ranked.id"
     )
-    if not pending:
-        return 0
-    for offset, event in enumerate(pending, start=1):
-        event.feed_position = head + offset
-    Event.objects.bulk_update(pending, ["feed_position"], batch_size=1000)
-    Tenant.objects.filter(pk=tenant.pk).update(feed_head=head + len(pending))
-    return len(pending)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [head, tenant.pk, *FEED_ACTIONS, limit])
+        stamped = cursor.rowcount
+    if stamped:
+        Tenant.objects.filter(pk=tenant.pk).update(feed_head=head + stamped)
+    return stamped
 
 
 # ------------------------------------------------------------------------------------- endpoints

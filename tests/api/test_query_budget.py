@@ -24,12 +24,12 @@ pytestmark = pytest.mark.django_db
 # 3 per request before the view: the host's tenant, the access token with its application, the
 # application's tenant. The feed's positioning runs in its own transaction, which inside the test's
 # transaction is a SAVEPOINT and RELEASE (BEGIN and COMMIT in production, not counted there).
-USERS_PAGE_QUERIES = 5  # + the page (manager joined), + its emails
+USERS_PAGE_QUERIES = 6  # + the page, + its emails, + their managers (by id: no join to mis-plan)
 GROUPS_PAGE_QUERIES = 4  # + the page with member counts
-GROUP_MEMBERS_PAGE_QUERIES = 6  # + the group, + the page, + its emails
+GROUP_MEMBERS_PAGE_QUERIES = 7  # + the group, + the page, + its emails, + their managers
 USER_GROUPS_PAGE_QUERIES = 5  # + the user, + the page with member counts
-EVENTS_PAGE_QUERIES = 8  # + savepoint, lock the tenant row, unpositioned ids (none), release, the page
-EVENTS_PAGE_POSITIONING_QUERIES = 10  # + one UPDATE positioning them all, + the tenant's feed head
+EVENTS_PAGE_QUERIES = 8  # + savepoint, lock the tenant row, the positioning UPDATE (no rows), release, the page
+EVENTS_PAGE_POSITIONING_QUERIES = 9  # + the tenant's new feed head
 
 
 @pytest.fixture
