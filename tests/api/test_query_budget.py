@@ -28,7 +28,7 @@ USERS_PAGE_QUERIES = 6  # + the page, + its emails, + their managers (by id: no 
 GROUPS_PAGE_QUERIES = 4  # + the page with member counts
 GROUP_MEMBERS_PAGE_QUERIES = 7  # + the group, + the page, + its emails, + their managers
 USER_GROUPS_PAGE_QUERIES = 5  # + the user, + the page with member counts
-EVENTS_PAGE_QUERIES = 8  # + savepoint, lock the tenant row, the positioning UPDATE (no rows), release, the page
+EVENTS_PAGE_QUERIES = 8  # + savepoint, tenant row lock, positioning UPDATE (no rows), release, the page
 EVENTS_PAGE_POSITIONING_QUERIES = 9  # + the tenant's new feed head
 
 
