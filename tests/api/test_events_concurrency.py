@@ -30,7 +30,9 @@ pytestmark = [
         reason="Needs PostgreSQL: SQLite serialises writers on one database lock, so no transaction "
         "can commit out of order.",
     ),
-    pytest.mark.django_db(transaction=True),
+    # serialized_rollback: the flush after each test then skips post_migrate, which would recreate
+    # content types under new ids and break the browser tests that restore the originals later.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("platform_tenant_restored"),
 ]
 

@@ -27,7 +27,9 @@ pytestmark = [
         reason="Needs PostgreSQL: SQLite serialises all writers on one database lock, so concurrent "
         "claims would never actually race.",
     ),
-    pytest.mark.django_db(transaction=True),
+    # serialized_rollback: the flush after each test then skips post_migrate, which would recreate
+    # content types under new ids and break the browser tests that restore the originals later.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 WORKERS = 4
