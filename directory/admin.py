@@ -828,13 +828,10 @@ def scim_representation(request: HttpRequest, user: User) -> str:
         from scim.representation import user_to_scim
     except ImportError:
         return ""
-    user = (
-        User.objects.select_related("manager")
-        .prefetch_related("emails", "phone_numbers", "addresses", "memberships__group")
-        .get(pk=user.pk)
-    )
+    user = User.objects.select_related("manager").get(pk=user.pk)
+    groups = selectors.groups_of_users(tenant=user.tenant, user_ids=[user.pk])[user.pk]
     base_url = request.build_absolute_uri("/scim/v2").rstrip("/")
-    return json.dumps(user_to_scim(user, base_url=base_url), indent=2, ensure_ascii=False)
+    return json.dumps(user_to_scim(user, base_url=base_url, groups=groups), indent=2, ensure_ascii=False)
 
 
 # -------------------------------------------------------------------------------------------- groups

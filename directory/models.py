@@ -108,6 +108,12 @@ class User(AbstractBaseUser):
     `scim_id` is the SCIM `id`: an opaque UUID that never changes (RFC 7643 §3.1), unlike userName,
     which Entra may rename. `version` grows on every change and is the ETag (`W/"<version>"`).
     Provisioned users have no usable password unless a manager sets one.
+
+    `multi_values` is a copy of the user's child rows (emails, phone numbers, addresses, …) that the
+    services write in the same statement as the row itself: reading or patching a user then costs one
+    row, whatever its number of values and kinds, and the child tables serve only the lookups that
+    need their indexes (filters, the console's inlines). Keys are the service's kinds, rows are the
+    child rows' fields, in the order kept (docs/design.md, "One straight path").
     """
 
     class Role(models.TextChoices):
@@ -156,6 +162,12 @@ class User(AbstractBaseUser):
     )
     roles = models.JSONField(
         default=list, blank=True, help_text="SCIM roles as Entra sends them (app role assignments)."
+    )
+    multi_values = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="The multi-valued attributes (emails, phone_numbers, …) as the child tables hold them.",
     )
 
     created = models.DateTimeField(auto_now_add=True)
@@ -212,11 +224,9 @@ class User(AbstractBaseUser):
 
     @property
     def email(self) -> str:
-        emails = getattr(self, "_prefetched_objects_cache", {}).get("emails")
-        if emails is None:
-            emails = list(self.emails.all())
-        primary = [e for e in emails if e.primary] or emails
-        return primary[0].value if primary else ""
+        emails = (self.multi_values or {}).get("emails", [])
+        primary = [e for e in emails if e.get("primary")] or emails
+        return primary[0]["value"] if primary else ""
 
     def get_full_name(self) -> str:
         return (

@@ -418,3 +418,40 @@ def feed_events(*, tenant: Tenant, after: int, limit: int) -> list[Event]:
         Event.objects.filter(tenant=tenant, feed_position__gt=after)
         .order_by("feed_position")[:limit]
     )
+
+
+GroupRef = tuple[str, str]
+
+
+def groups_of_users(*, tenant: Tenant, user_ids: Iterable[int]) -> dict[int, list[GroupRef]]:
+    """(SCIM id, displayName) of each user's groups, for a page of users in one query."""
+    refs: dict[int, list[GroupRef]] = {pk: [] for pk in user_ids}
+    if not refs:
+        return refs
+    rows = (
+        Membership.objects.filter(tenant=tenant, user_id__in=list(refs))
+        .order_by("id")
+        .values_list("user_id", "group__scim_id", "group__display_name")
+    )
+    for user_id, group_id, display_name in rows:
+        refs[user_id].append((str(group_id), display_name))
+    return refs
+
+
+MemberRef = tuple[str, str]
+
+
+def members_of_groups(*, tenant: Tenant, group_ids: Iterable[int]) -> dict[int, list[MemberRef]]:
+    """(SCIM id, displayName) of each group's members, for a page of groups in one query."""
+    refs: dict[int, list[MemberRef]] = {pk: [] for pk in group_ids}
+    if not refs:
+        return refs
+    rows = (
+        Membership.objects.filter(tenant=tenant, group_id__in=list(refs))
+        .order_by("id")
+        .values_list("group_id", "user__scim_id", "user__display_name")
+    )
+    for group_id, user_id, display_name in rows:
+        refs[group_id].append((str(user_id), display_name))
+    return refs
+

@@ -310,9 +310,31 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
         target[key] = value
 
 
-def user_to_scim(user: User, *, base_url: str, include_groups: bool = True) -> dict[str, Any]:
-    """The User as Entra reads it. Callers listing many users prefetch `emails`, `phone_numbers`,
-    `addresses`, `memberships__group` and select `manager`, so a page costs a fixed number of queries."""
+GroupRef = tuple[str, str]
+"""A group the user is in, as its `groups` lists it: (SCIM id, displayName)."""
+
+
+def _element(row: Mapping[str, Any], parts: Mapping[str, str]) -> dict[str, Any]:
+    element: dict[str, Any] = {}
+    for part, attr in parts.items():
+        value = row.get(attr)
+        if part == "primary":
+            if value:
+                element["primary"] = True
+        else:
+            _put(element, part, value)
+    return element
+
+
+def user_to_scim(
+    user: User, *, base_url: str, groups: Iterable[GroupRef] | None = None, references: bool = True
+) -> dict[str, Any]:
+    """The User as Entra reads it, from the row alone: multi-valued attributes come from the copy
+    the services keep on it (`User.multi_values`), `manager` from the row and its manager's (a
+    `select_related("manager")` away). `groups=None` leaves `groups` out (a PATCH's working
+    document, or a caller that was not asked for it); callers that list pass what
+    `user_groups` read for the whole page in one query. `references=False` leaves out the
+    manager's `$ref` and displayName, which need the manager's row (a PATCH works on `value`)."""
     location = f"{base_url}/Users/{user.scim_id}"
     doc: dict[str, Any] = {"schemas": [USER_SCHEMA], "id": str(user.scim_id)}
     _put(doc, "externalId", user.external_id)
@@ -323,48 +345,26 @@ def user_to_scim(user: User, *, base_url: str, include_groups: bool = True) -> d
         if scim_name != "externalId":
             _put(doc, scim_name, getattr(user, model_name))
     doc["active"] = user.is_active
-    for scim_name, (related, parts) in MULTI_VALUED.items():
-        rows = []
-        for row in getattr(user, related).all():
-            element: dict[str, Any] = {}
-            for part, attr in parts.items():
-                value = getattr(row, attr)
-                if part == "primary":
-                    if value:
-                        element["primary"] = True
-                else:
-                    _put(element, part, value)
-            rows.append(element)
-        _put(doc, scim_name, rows)
-    addresses = []
-    for row in user.addresses.all():
-        element = {}
-        for part, attr in ADDRESS_PARTS.items():
-            value = getattr(row, attr)
-            if part == "primary":
-                if value:
-                    element["primary"] = True
-            else:
-                _put(element, part, value)
-        addresses.append(element)
-    _put(doc, "addresses", addresses)
+    stored = user.multi_values or {}
+    for scim_name, (kind, parts) in MULTI_VALUED.items():
+        _put(doc, scim_name, [_element(row, parts) for row in stored.get(kind, ())])
+    _put(doc, "addresses", [_element(row, ADDRESS_PARTS) for row in stored.get("addresses", ())])
     _put(doc, "roles", list(user.roles or []))
-    if include_groups:
-        groups = [
-            {
-                "value": str(m.group.scim_id),
-                "$ref": f"{base_url}/Groups/{m.group.scim_id}",
-                "display": m.group.display_name,
-            }
-            for m in user.memberships.all()
-        ]
-        _put(doc, "groups", groups)
+    if groups is not None:
+        _put(
+            doc,
+            "groups",
+            [
+                {"value": group_id, "$ref": f"{base_url}/Groups/{group_id}", "display": display}
+                for group_id, display in groups
+            ],
+        )
     extension: dict[str, Any] = {}
     for scim_name, model_name in ENTERPRISE_FIELDS.items():
         _put(extension, scim_name, getattr(user, model_name))
     if user.manager_value:
         extension["manager"] = {"value": user.manager_value}
-        if user.manager_id is not None and user.manager is not None:
+        if references and user.manager_id is not None and user.manager is not None:
             extension["manager"]["$ref"] = f"{base_url}/Users/{user.manager.scim_id}"
             _put(extension["manager"], "displayName", user.manager.display_name)
     if extension:
@@ -380,16 +380,19 @@ def user_to_scim(user: User, *, base_url: str, include_groups: bool = True) -> d
     return doc
 
 
-def group_to_scim(group: Group, *, base_url: str, members: Iterable[User] | None) -> dict[str, Any]:
-    """`members=None` leaves members out entirely (excludedAttributes=members, entra-scim.md R57)."""
+def group_to_scim(
+    group: Group, *, base_url: str, members: Iterable[tuple[str, str]] | None
+) -> dict[str, Any]:
+    """`members` are (SCIM id, displayName) pairs; `None` leaves members out entirely
+    (excludedAttributes=members, entra-scim.md R57)."""
     doc: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": str(group.scim_id)}
     _put(doc, "externalId", group.external_id)
     doc["displayName"] = group.display_name
     if members is not None:
         doc["members"] = []
-        for u in members:
-            member = {"value": str(u.scim_id), "$ref": f"{base_url}/Users/{u.scim_id}", "type": "User"}
-            _put(member, "display", u.display_name)
+        for user_id, display_name in members:
+            member = {"value": user_id, "$ref": f"{base_url}/Users/{user_id}", "type": "User"}
+            _put(member, "display", display_name)
             doc["members"].append(member)
     doc["meta"] = {
         "resourceType": "Group",
@@ -509,12 +512,17 @@ def project(
     return result
 
 
-def wants_members(*, attributes: list[str], excluded: list[str]) -> bool:
-    """Whether a Group response needs its members loaded at all."""
+def wants_attribute(name: str, *, schema: str, attributes: list[str], excluded: list[str]) -> bool:
+    """Whether a response needs `name` (members, groups) at all: it costs a query to read."""
 
     def names(paths: list[str]) -> set[str]:
-        return {_split_path(p, GROUP_SCHEMA)[0].lower() for p in paths}
+        return {_split_path(p, schema)[0].lower() for p in paths}
 
     if attributes:
-        return "members" in names(attributes)
-    return "members" not in names(excluded)
+        return name.lower() in names(attributes)
+    return name.lower() not in names(excluded)
+
+
+def wants_members(*, attributes: list[str], excluded: list[str]) -> bool:
+    """Whether a Group response needs its members loaded at all."""
+    return wants_attribute("members", schema=GROUP_SCHEMA, attributes=attributes, excluded=excluded)

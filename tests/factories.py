@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import factory
 
+from directory import services
 from directory.models import Group, Membership, Tenant, TenantHost, User, UserEmail
 
 
@@ -48,12 +49,20 @@ class ManagerFactory(UserFactory):
 class UserEmailFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = UserEmail
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     tenant = factory.LazyAttribute(lambda e: e.user.tenant)
     type = "work"
     value = factory.LazyAttribute(lambda e: e.user.username)
     primary = True
+
+    @factory.post_generation
+    def refresh_copy(obj: UserEmail, create: bool, extracted: object, **kwargs: object) -> None:
+        """A row written around the services: bring the user's `multi_values` copy up to date."""
+        if create:
+            services.user_multi_values_rebuild(tenant=obj.tenant, users=[obj.user])
+            obj.user.refresh_from_db(fields=["multi_values"])
 
 
 class GroupFactory(factory.django.DjangoModelFactory):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.apps import apps
 from django.db import IntegrityError, models, transaction
-from django.db.models import F
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from directory.exceptions import (
@@ -46,7 +47,8 @@ from directory.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from directory.selectors import lowered, parse_scim_id
+from directory.multi_values import MULTI_VALUE_FIELDS, copy_from_rows, rebuild_copies
+from directory.selectors import parse_scim_id
 
 USER_SCALAR_FIELDS = frozenset(
     {
@@ -84,25 +86,7 @@ MULTI_VALUE_MODELS: dict[str, type[models.Model]] = {
     "x509_certificates": UserX509Certificate,
     "addresses": UserAddress,
 }
-VALUE_ROW_FIELDS = ("value", "type", "primary", "display")
-MULTI_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
-    "emails": VALUE_ROW_FIELDS,
-    "phone_numbers": VALUE_ROW_FIELDS,
-    "ims": VALUE_ROW_FIELDS,
-    "photos": VALUE_ROW_FIELDS,
-    "entitlements": VALUE_ROW_FIELDS,
-    "x509_certificates": VALUE_ROW_FIELDS,
-    "addresses": (
-        "formatted",
-        "street_address",
-        "locality",
-        "region",
-        "postal_code",
-        "country",
-        "type",
-        "primary",
-    ),
-}
+"""The child table of each kind (directory.multi_values names them for migrations)."""
 EVENT_ID_LIST_LIMIT = 1000
 WEBHOOK_RETRY_WINDOW = timedelta(hours=24)
 """A change's webhook delivery is retried with back-off this long, then marked failed."""
@@ -509,8 +493,7 @@ def _clean_multi_values(kind: str, items: Iterable[Mapping[str, Any]]) -> list[d
 
 
 def _multi_value_rows(user: User, kind: str) -> list[dict[str, Any]]:
-    fields = MULTI_VALUE_FIELDS[kind]
-    return [{name: getattr(row, name) for name in fields} for row in getattr(user, kind).all()]
+    return list((user.multi_values or {}).get(kind, []))
 
 
 def _write_multi_values(
@@ -565,16 +548,20 @@ def _manager_link(tenant: Tenant, user: User | None, manager: User | str | None)
     return value, target
 
 
-def _link_pending_reports(tenant: Tenant, user: User) -> None:
+def _link_pending_reports(tenant: Tenant, user: User, *, created: bool) -> None:
     """Users whose `manager.value` named this user before it existed here, by id or by an externalId
-    that only this user holds, now link to it (an indexed UPDATE over the pending references; their
-    version moves so ETags change). Called when a user is created or its externalId changes."""
-    refs = [str(user.scim_id)]
-    if user.external_id and not (
-        User.objects.filter(tenant=tenant, external_id=user.external_id).exclude(pk=user.pk).exists()
-    ):
-        refs.append(user.external_id)
-    pending = User.objects.filter(tenant=tenant, manager__isnull=True, manager_value__in=refs)
+    that only this user holds, now link to it: one indexed UPDATE over the pending references (their
+    version moves so ETags change). Called when a user is created or its externalId changes.
+
+    A user just created has an id nobody could have named yet (the server draws it), so then only
+    its externalId can be pending, and without one there is nothing to look for."""
+    if created and not user.external_id:
+        return
+    by_reference = Q(manager_value=str(user.scim_id))
+    if user.external_id:
+        held_by_another = User.objects.filter(tenant=tenant, external_id=user.external_id).exclude(pk=user.pk)
+        by_reference |= Q(manager_value=user.external_id) & ~Exists(held_by_another)
+    pending = User.objects.filter(by_reference, tenant=tenant, manager__isnull=True)
     pending.exclude(pk=user.pk).update(manager=user, version=F("version") + 1, last_modified=timezone.now())
 
 
@@ -589,12 +576,12 @@ def _lock_user(tenant: Tenant, user: User) -> User:
     return locked
 
 
-def _uniqueness_error(tenant: Tenant, user: User | None, values: Mapping[str, Any]) -> UniquenessConflict:
-    others = User.objects.filter(tenant=tenant)
-    if user is not None and user.pk is not None:
-        others = others.exclude(pk=user.pk)
+def _uniqueness_error(exc: IntegrityError, values: Mapping[str, Any]) -> UniquenessConflict:
+    """Told from the violated constraint's name, which both databases put in the message: a query
+    here would fail on PostgreSQL, whose transaction the violation has aborted (and no savepoint is
+    spent on every write just to be able to ask)."""
     username = values.get("username")
-    if username and others.filter(username__lower=lowered(username)).exists():
+    if username and "unique_username_per_tenant" in str(exc):
         return UniquenessConflict(USERNAME_TAKEN.format(value=username), field="username")
     return UniquenessConflict("The user conflicts with an existing user of this tenant.")
 
@@ -634,7 +621,14 @@ def user_create(
     }
     multi = {kind: _clean_multi_values(kind, items) for kind, items in given.items()}
     manager_value, manager_user = _manager_link(tenant, None, manager)
-    user = User(tenant=tenant, role=role, manager=manager_user, manager_value=manager_value, **values)
+    user = User(
+        tenant=tenant,
+        role=role,
+        manager=manager_user,
+        manager_value=manager_value,
+        multi_values=copy_from_rows(multi),
+        **values,
+    )
     if password == "":
         raise InvalidValue("A password cannot be empty.", field="password")
     if password:
@@ -642,14 +636,13 @@ def user_create(
     else:
         user.set_unusable_password()
     try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        raise _uniqueness_error(tenant, None, values) from None
+        user.save(force_insert=True)
+    except IntegrityError as exc:
+        raise _uniqueness_error(exc, values) from None
     for kind, rows in multi.items():
         if rows:
             _write_multi_values(tenant, user, kind, rows, replace=False)
-    _link_pending_reports(tenant, user)
+    _link_pending_reports(tenant, user, created=True)
     changes: dict[str, Any] = {
         name: [None, value] for name, value in values.items() if value not in ("", [], None)
     }
@@ -670,6 +663,10 @@ def user_create(
         changes=changes,
     )
     return user
+
+
+UserChanges = Mapping[str, Any]
+"""`user_update`'s keyword arguments other than tenant, actor and user: what a user should become."""
 
 
 @transaction.atomic
@@ -697,71 +694,108 @@ def user_update(
     Multi-valued attributes, when given, replace the whole list. A `password`, when given, is always
     a change: comparing it with the stored hash would cost a full hash per request.
     """
-    locked = _lock_user(tenant, user)
+    return _user_apply(
+        tenant=tenant,
+        actor=actor,
+        locked=_lock_user(tenant, user),
+        changes={
+            "fields": fields,
+            "emails": emails,
+            "phone_numbers": phone_numbers,
+            "ims": ims,
+            "photos": photos,
+            "entitlements": entitlements,
+            "x509_certificates": x509_certificates,
+            "addresses": addresses,
+            "manager": manager,
+            "role": role,
+            "password": password,
+        },
+    )
+
+
+@transaction.atomic
+def user_edit(
+    *, tenant: Tenant, actor: Actor, scim_id: object, edit: Callable[[User], UserChanges]
+) -> User:
+    """Read the user once, locked, let `edit` say what it becomes, and write that: a SCIM PUT or
+    PATCH is one read, one transaction and no savepoint (docs/design.md, "One straight path").
+
+    `edit` sees the locked row, with its `multi_values`, and returns `user_update`'s keyword
+    arguments; an exception it raises (a failed If-Match, an invalid PATCH) rolls back what little
+    was done."""
+    from directory.selectors import user_get
+
+    locked = user_get(tenant=tenant, scim_id=scim_id, for_update=True)
+    return _user_apply(tenant=tenant, actor=actor, locked=locked, changes=edit(locked))
+
+
+def _user_apply(*, tenant: Tenant, actor: Actor, locked: User, changes: UserChanges) -> User:
+    """`user_update` on a row this transaction has locked. Its version is known, so the new one is
+    computed here rather than read back."""
+    unknown = set(changes) - {"fields", "manager", "role", "password", *MULTI_VALUE_FIELDS}
+    if unknown:
+        raise InvalidValue(f"Unknown user change(s): {', '.join(sorted(unknown))}.")
     if locked.role == User.Role.SERVICE:
         raise ProtectedResource("The provisioning service principal cannot be changed.")
-    values = _clean_user_fields(fields or {})
-    changes: dict[str, Any] = {}
+    values = _clean_user_fields(changes.get("fields") or {})
+    recorded: dict[str, Any] = {}
     changed_columns: list[str] = []
     for name, value in values.items():
         old = getattr(locked, name)
         if old != value:
-            changes[name] = [old, value]
+            recorded[name] = [old, value]
             changed_columns.append(name)
             setattr(locked, name, value)
+    role = changes.get("role")
     if role is not None and role != locked.role:
         if role not in (User.Role.MEMBER, User.Role.MANAGER):
             raise InvalidValue("A user is a member or a manager.", field="role")
-        changes["role"] = [locked.role, role]
+        recorded["role"] = [locked.role, role]
         changed_columns.append("role")
         locked.role = role
+    manager = changes.get("manager", UNSET)
     if manager is not UNSET:
         manager_value, manager_user = _manager_link(tenant, locked, manager)
         new_manager_id = manager_user.pk if manager_user else None
         if locked.manager_value != manager_value or locked.manager_id != new_manager_id:
             if locked.manager_value != manager_value:
-                changes["manager"] = [locked.manager_value or None, manager_value or None]
+                recorded["manager"] = [locked.manager_value or None, manager_value or None]
             changed_columns.extend(["manager", "manager_value"])
             locked.manager = manager_user
             locked.manager_value = manager_value
+    password = changes.get("password")
     if password is not None:
         if not password:
             raise InvalidValue("A password cannot be empty.", field="password")
         locked.set_password(password)
-        changes["password"] = [PASSWORD_SET, PASSWORD_SET]
+        recorded["password"] = [PASSWORD_SET, PASSWORD_SET]
         changed_columns.append("password")
     multi_updates: dict[str, list[dict[str, Any]]] = {}
-    given_values = {
-        "emails": emails,
-        "phone_numbers": phone_numbers,
-        "ims": ims,
-        "photos": photos,
-        "entitlements": entitlements,
-        "x509_certificates": x509_certificates,
-        "addresses": addresses,
-    }
-    for kind, given in given_values.items():
+    for kind in MULTI_VALUE_FIELDS:
+        given = changes.get(kind)
         if given is None:
             continue
         rows = _clean_multi_values(kind, given)
         current = _multi_value_rows(locked, kind)
         if rows != current:
-            changes[kind] = [current, rows]
+            recorded[kind] = [current, rows]
             multi_updates[kind] = rows
-    if not changes and not changed_columns:
+    if not recorded and not changed_columns:
         return locked
-    locked.version = F("version") + 1
+    if multi_updates:
+        locked.multi_values = copy_from_rows({**(locked.multi_values or {}), **multi_updates})
+        changed_columns.append("multi_values")
+    locked.version += 1
     try:
-        with transaction.atomic():
-            locked.save(update_fields=[*changed_columns, "version", "last_modified"])
-    except IntegrityError:
-        raise _uniqueness_error(tenant, locked, values) from None
-    locked.refresh_from_db(fields=["version", "last_modified"])
+        locked.save(update_fields=[*changed_columns, "version", "last_modified"])
+    except IntegrityError as exc:
+        raise _uniqueness_error(exc, values) from None
     for kind, rows in multi_updates.items():
         _write_multi_values(tenant, locked, kind, rows)
-    if "external_id" in changes:
-        _link_pending_reports(tenant, locked)
-    if "is_active" in changes:
+    if "external_id" in recorded:
+        _link_pending_reports(tenant, locked, created=False)
+    if "is_active" in recorded:
         action = "user.reactivate" if locked.is_active else "user.deactivate"
     else:
         action = "user.update"
@@ -772,9 +806,19 @@ def user_update(
         resource_type="User",
         resource_id=str(locked.scim_id),
         resource_label=locked.username,
-        changes=changes,
+        changes=recorded,
     )
     return locked
+
+
+@transaction.atomic
+def user_multi_values_rebuild(*, tenant: Tenant, users: Sequence[User] | None = None) -> int:
+    """Recompute the `multi_values` copy from the child tables, for rows written around the services
+    (a bulk import, test data). The directory's content does not change, so no Event."""
+    queryset = User.objects.filter(tenant=tenant)
+    if users is not None:
+        queryset = queryset.filter(pk__in=[u.pk for u in users])
+    return rebuild_copies(queryset, lambda name: apps.get_model("directory", name))
 
 
 def user_deactivate(*, tenant: Tenant, actor: Actor, user: User) -> User:
@@ -881,14 +925,10 @@ def _clean_group_fields(display_name: str | None, external_id: str | None) -> di
     return values
 
 
-def _group_uniqueness_error(
-    tenant: Tenant, group: Group | None, values: Mapping[str, str]
-) -> UniquenessConflict:
-    others = Group.objects.filter(tenant=tenant)
-    if group is not None and group.pk is not None:
-        others = others.exclude(pk=group.pk)
+def _group_uniqueness_error(exc: IntegrityError, values: Mapping[str, str]) -> UniquenessConflict:
+    """As `_uniqueness_error`: told from the constraint's name, without a query."""
     name = values.get("display_name")
-    if name and others.filter(display_name__lower=lowered(name)).exists():
+    if name and "unique_display_name_per_tenant" in str(exc):
         return UniquenessConflict(DISPLAY_NAME_TAKEN.format(value=name), field="display_name")
     return UniquenessConflict("The group conflicts with an existing group of this tenant.")
 
@@ -916,10 +956,9 @@ def group_create(
     _check_members(tenant, members)
     group = Group(tenant=tenant, **values)
     try:
-        with transaction.atomic():
-            group.save()
-    except IntegrityError:
-        raise _group_uniqueness_error(tenant, None, values) from None
+        group.save(force_insert=True)
+    except IntegrityError as exc:
+        raise _group_uniqueness_error(exc, values) from None
     unique_members = list({u.pk: u for u in members}.values())
     if unique_members:
         Membership.objects.bulk_create(
@@ -952,10 +991,9 @@ def _lock_group(tenant: Tenant, group: Group) -> Group:
 
 
 def _touch_group(group: Group) -> None:
-    group.version = F("version") + 1
-    group.last_modified = timezone.now()
+    """The group is locked by this transaction, so its next version is known without reading it."""
+    group.version += 1
     group.save(update_fields=["version", "last_modified"])
-    group.refresh_from_db(fields=["version"])
 
 
 @transaction.atomic
@@ -967,20 +1005,29 @@ def group_update(
     display_name: str | None = None,
     external_id: str | None = None,
 ) -> Group:
-    locked = _lock_group(tenant, group)
+    return _group_rename(
+        tenant=tenant,
+        actor=actor,
+        locked=_lock_group(tenant, group),
+        display_name=display_name,
+        external_id=external_id,
+    )
+
+
+def _group_rename(
+    *, tenant: Tenant, actor: Actor, locked: Group, display_name: str | None, external_id: str | None
+) -> Group:
     values = _clean_group_fields(display_name, external_id)
     changes = {k: [getattr(locked, k), v] for k, v in values.items() if getattr(locked, k) != v}
     if not changes:
         return locked
     for key in changes:
         setattr(locked, key, values[key])
-    locked.version = F("version") + 1
+    locked.version += 1
     try:
-        with transaction.atomic():
-            locked.save()
-    except IntegrityError:
-        raise _group_uniqueness_error(tenant, locked, values) from None
-    locked.refresh_from_db(fields=["version", "last_modified"])
+        locked.save(update_fields=[*changes, "version", "last_modified"])
+    except IntegrityError as exc:
+        raise _group_uniqueness_error(exc, values) from None
     event_record(
         tenant=tenant,
         actor=actor,
@@ -1014,7 +1061,24 @@ def membership_add(*, tenant: Tenant, actor: Actor, group: Group, users: Sequenc
     """Add members in a constant number of queries whatever the group's size: only the k given users
     are read and written, and members already present are skipped (entra-scim.md R59, R61)."""
     _check_members(tenant, users)
-    locked = _lock_group(tenant, group)
+    return _members_add(tenant=tenant, actor=actor, locked=_lock_group(tenant, group), users=users)
+
+
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
+    """Remove exactly the given members; the others stay (entra-scim.md R58)."""
+    _check_members(tenant, users)
+    return _members_remove(tenant=tenant, actor=actor, locked=_lock_group(tenant, group), users=users)
+
+
+@transaction.atomic
+def membership_set(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
+    """Make the membership exactly `users` (PUT, `replace members`, valueless `remove members`)."""
+    _check_members(tenant, users)
+    return _members_set(tenant=tenant, actor=actor, locked=_lock_group(tenant, group), users=users)
+
+
+def _members_add(*, tenant: Tenant, actor: Actor, locked: Group, users: Sequence[User]) -> Group:
     wanted = {u.pk: u for u in users}
     present = set(
         Membership.objects.filter(group=locked, user_id__in=list(wanted)).values_list("user_id", flat=True)
@@ -1038,11 +1102,7 @@ def membership_add(*, tenant: Tenant, actor: Actor, group: Group, users: Sequenc
     return locked
 
 
-@transaction.atomic
-def membership_remove(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
-    """Remove exactly the given members; the others stay (entra-scim.md R58)."""
-    _check_members(tenant, users)
-    locked = _lock_group(tenant, group)
+def _members_remove(*, tenant: Tenant, actor: Actor, locked: Group, users: Sequence[User]) -> Group:
     wanted = {u.pk: u for u in users}
     present = set(
         Membership.objects.filter(group=locked, user_id__in=list(wanted)).values_list("user_id", flat=True)
@@ -1063,11 +1123,7 @@ def membership_remove(*, tenant: Tenant, actor: Actor, group: Group, users: Sequ
     return locked
 
 
-@transaction.atomic
-def membership_set(*, tenant: Tenant, actor: Actor, group: Group, users: Sequence[User]) -> Group:
-    """Make the membership exactly `users` (PUT, `replace members`, valueless `remove members`)."""
-    _check_members(tenant, users)
-    locked = _lock_group(tenant, group)
+def _members_set(*, tenant: Tenant, actor: Actor, locked: Group, users: Sequence[User]) -> Group:
     wanted = {u.pk: u for u in users}
     current = dict(Membership.objects.filter(group=locked).values_list("user_id", "user__scim_id"))
     to_remove = [pk for pk in current if pk not in wanted]
@@ -1095,6 +1151,64 @@ def membership_set(*, tenant: Tenant, actor: Actor, group: Group, users: Sequenc
         resource_label=locked.display_name,
         changes=changes,
     )
+    return locked
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """One change to a group's membership, naming users by SCIM id: `add` and `remove` those
+    users, `set` makes them the whole membership (an empty `set` removes everyone)."""
+
+    kind: str
+    scim_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class GroupChanges:
+    """What a group becomes: None leaves displayName or externalId as it is."""
+
+    display_name: str | None = None
+    external_id: str | None = None
+    members: Sequence[MemberChange] = ()
+
+
+@transaction.atomic
+def group_edit(
+    *, tenant: Tenant, actor: Actor, scim_id: object, edit: Callable[[Group], GroupChanges]
+) -> Group:
+    """Read the group once, locked, let `edit` say what changes, and apply it in this one
+    transaction: a SCIM PUT or PATCH of a group, member batches included, never loads the member
+    list and spends no savepoint (docs/design.md, "One straight path"; entra-scim.md R61).
+
+    Users named for adding or setting must be users of this tenant (ReferenceNotFound otherwise);
+    ids named for removal that are not (or no longer) users here are simply not members."""
+    from directory.selectors import group_get, users_by_scim_ids
+
+    locked = group_get(tenant=tenant, scim_id=scim_id, for_update=True)
+    changes = edit(locked)
+    if changes.display_name is not None or changes.external_id is not None:
+        locked = _group_rename(
+            tenant=tenant,
+            actor=actor,
+            locked=locked,
+            display_name=changes.display_name,
+            external_id=changes.external_id,
+        )
+    for change in changes.members:
+        if change.kind == "remove":
+            parsed = [p for p in (parse_scim_id(i) for i in change.scim_ids) if p is not None]
+            users = list(
+                User.objects.filter(tenant=tenant, scim_id__in=parsed).exclude(role=User.Role.SERVICE)
+            )
+            locked = _members_remove(tenant=tenant, actor=actor, locked=locked, users=users)
+            continue
+        users = users_by_scim_ids(tenant=tenant, scim_ids=change.scim_ids) if change.scim_ids else []
+        if change.kind == "add":
+            locked = _members_add(tenant=tenant, actor=actor, locked=locked, users=users)
+        elif change.kind == "set":
+            locked = _members_set(tenant=tenant, actor=actor, locked=locked, users=users)
+        else:
+            raise InvalidValue(f"Unknown membership change {change.kind!r}.", field="members")
     return locked
 
 
