@@ -755,6 +755,8 @@ def _user_apply(*, tenant: Tenant, actor: Actor, locked: User, changes: UserChan
         changed_columns.append("role")
         locked.role = role
     manager = changes.get("manager", UNSET)
+    if isinstance(manager, str) and manager.strip() == locked.manager_value and locked.manager_id:
+        manager = UNSET  # the reference Entra re-sends every cycle, already linked: nothing to look up
     if manager is not UNSET:
         manager_value, manager_user = _manager_link(tenant, locked, manager)
         new_manager_id = manager_user.pk if manager_user else None
