@@ -72,5 +72,13 @@ BENCH_ARGS ?= --recreate --users 1000 --groups 10 --memberships 2000 --clients 8
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# SecureLogin against scim2-server and django-scim2 (peers pip-installed into /tmp), the floor and the
+# growth check, in one run (docs/benchmarks.md, "Comparison"): 15-30 minutes at the issue's sizes.
+# make compare COMPARE_ARGS="--quick" for a smoke test; add --json PATH to keep the numbers.
+.PHONY: compare
+COMPARE_ARGS ?=
+compare: $(VENV)/.installed-dev
+	$(BIN)/python bench/compare.py $(COMPARE_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 .pytest_cache

@@ -74,6 +74,11 @@ class Recorder:
                 if len(stats.samples) < SAMPLE_FAILURES:
                     stats.samples.append(f"{status} {body[:300]}")
 
+    def refuse(self, operation: str) -> None:
+        """Count an answer whose status was expected but whose content was wrong."""
+        with self._lock:
+            self.operations[operation].unexpected += 1
+
     @property
     def unexpected(self) -> int:
         return sum(s.unexpected for s in self.operations.values())

@@ -9,6 +9,11 @@ tenant grows, and adding 50 members to a group must not depend on how many membe
 - `PATCH /Groups/{id}` adding 50 members to an empty group and to a group of 50,000 members (and
   removing them again, which also restores the big group for the next run).
 
+NO ANALYZE: the seeded tables are measured with the statistics they have (none, on a server with
+autovacuum off, or whatever autoanalyze did since), as production has them right after growth.
+bench/compare.py's growth check is the stricter version of this benchmark (a new database with
+autovacuum off, rows cloned from a prototype the services wrote).
+
 SEEDING BYPASSES THE SERVICES. To build 100,000 users in seconds, the seeding step writes users,
 emails and memberships with `bulk_create` straight into the benchmark database: no Events, no
 validation, no version bumps. That is acceptable only here, in bench/, on a throw-away
@@ -79,7 +84,7 @@ def seed_tenant(slug: str, users: int, group_size: int) -> tuple[Any, Any]:
 
     Tenant creation goes through directory.services; the bulk rows do NOT (see the module doc)."""
     from django.contrib.auth.hashers import make_password
-    from django.db import connection, transaction
+    from django.db import transaction
 
     from directory import selectors, services
     from directory.models import Group, Membership, Tenant, User, UserEmail
@@ -136,11 +141,6 @@ def seed_tenant(slug: str, users: int, group_size: int) -> tuple[Any, Any]:
                     ],
                     ignore_conflicts=True,
                 )
-    if missing or group_size:
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                for table in ("directory_user", "directory_useremail", "directory_membership"):
-                    cursor.execute(f"ANALYZE {table}")
     print(
         f"  seeded {slug}: {len(missing)} new users in {time.perf_counter() - started:.1f}s "
         f"(now {users} users{f', group of {group_size}' if group_size else ''})",
@@ -168,7 +168,7 @@ def revoke_token(tenant: Any, token: Any) -> None:
 def measure_filters(
     tenants: list[tuple[SCIMSession, str, str, int]], samples: int, rng: random.Random
 ) -> None:
-    """Both tenants sample by sample in turn, so a hiccup of the machine (or an ANALYZE) hits both
+    """Both tenants sample by sample in turn, so a hiccup of the machine hits both
     alike instead of whichever tenant happened to be measured at that moment."""
     for session, _, slug, _ in tenants:
         for i in range(WARM_UP):

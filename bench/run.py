@@ -11,12 +11,11 @@ The database must be PostgreSQL on this machine (the default is postgres://postg
 bench_scim; flatness uses bench_flat); it is created when missing and migrated, never dropped
 unless --recreate is given. The server listens on a free port of 127.0.0.1 and is always stopped.
 
-Statistics: an initial cycle grows the directory tables from nothing to N rows within minutes.
-PostgreSQL's autovacuum re-analyses them as they grow; without fresh statistics the planner keeps
-the plans it chose for empty tables and looks users up by scanning the whole tenant (measured here:
-22 ms instead of 0.1 ms per userName lookup at 18,000 users, every request getting slower as the
-tenant grows). When the server runs with `autovacuum = off` (as CI databases often do), this runner
-stands in for autoanalyze and runs ANALYZE every --analyze-every seconds, and says so.
+Statistics: this runner never runs ANALYZE (it used to stand in for autoanalyze when the server had
+autovacuum off). A benchmark measures the database as production has it, and an initial cycle grows
+the directory tables from nothing within minutes, before autoanalyze comes by: the planner still has
+the statistics of the empty tables (none) while the cycle runs. Queries that need fresh statistics
+to stay fast show up here as they would in a tenant's first cycle.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -66,42 +64,6 @@ def ensure_database(url: str, *, recreate: bool) -> None:
         if not exists:
             connection.execute(f'CREATE DATABASE "{name}"')
             print(f"Created database {name}.", file=sys.stderr)
-
-
-class Analyzer:
-    """autoanalyze's stand-in while a benchmark runs, on servers that have autovacuum switched off."""
-
-    def __init__(self, url: str, every: float) -> None:
-        import psycopg
-
-        self.every = every
-        self.stopped = threading.Event()
-        self.runs = 0
-        with psycopg.connect(url, autocommit=True) as connection:
-            row = connection.execute("SHOW autovacuum").fetchone()
-            self.needed = every > 0 and row is not None and row[0] == "off"
-            connection.execute("ANALYZE")
-        self.url = url
-        self.thread = threading.Thread(target=self._loop, name="analyzer", daemon=True)
-        if self.needed:
-            print(
-                f"autovacuum is off: running ANALYZE every {every:g} s during the benchmark.", file=sys.stderr
-            )
-            self.thread.start()
-
-    def _loop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as connection:
-            while not self.stopped.wait(self.every):
-                connection.execute("ANALYZE")
-                self.runs += 1
-
-    def stop(self) -> None:
-        self.stopped.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=60)
-            print(f"ANALYZE ran {self.runs} times during the benchmark.", file=sys.stderr)
 
 
 def manage(env: dict[str, str], *args: str) -> str:
@@ -179,9 +141,7 @@ class Server:
         self.log.close()
 
 
-def run_benchmark(
-    database_url: str, args: argparse.Namespace, command: list[str], *, recreate: bool, growing: bool = True
-) -> int:
+def run_benchmark(database_url: str, args: argparse.Namespace, command: list[str], *, recreate: bool) -> int:
     ensure_database(database_url, recreate=recreate)
     env = {
         **os.environ,
@@ -198,7 +158,6 @@ def run_benchmark(
         env["GUNICORN_THREADS"] = str(args.threads)
     manage(env, "migrate", "--no-input", "-v", "0")
     token = prepare(env, args.tenant) if "--token" in command else ""
-    analyzer = Analyzer(database_url, args.analyze_every if growing else 0)
     server = Server(env, free_port())
     try:
         server.wait_ready()
@@ -209,7 +168,6 @@ def run_benchmark(
         return subprocess.run(full, cwd=REPO_ROOT, env=env, check=False).returncode
     finally:
         server.stop()
-        analyzer.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,12 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=10)
     parser.add_argument("--memberships", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument(
-        "--analyze-every",
-        type=float,
-        default=15.0,
-        help="Seconds between ANALYZEs when the server has autovacuum off (0: never).",
-    )
     parser.add_argument("--recreate", action="store_true", help="Drop and recreate the database first.")
     parser.add_argument("--flatness", action="store_true", help="Also run bench/flatness.py.")
     parser.add_argument("--flatness-only", action="store_true", help="Run bench/flatness.py only.")
@@ -264,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         flatness = ["flatness.py", "--database-url", args.flatness_database_url]
         if args.json:
             flatness += ["--json", f"{args.json}-flatness.json"]
-        # Its tables are seeded (and analysed) before it measures; they hardly change while it runs.
-        status = (
-            run_benchmark(args.flatness_database_url, args, flatness, recreate=False, growing=False) or status
-        )
+        status = run_benchmark(args.flatness_database_url, args, flatness, recreate=False) or status
     return status
 
 
