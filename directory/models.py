@@ -508,7 +508,12 @@ class WebhookEndpoint(models.Model):
         return self.url
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return subscribed(self.event_types, event_type)
+
+
+def subscribed(event_types: list[str], event_type: str) -> bool:
+    """An endpoint's subscription: no event types means every type."""
+    return not event_types or event_type in event_types
 
 
 class WebhookDelivery(models.Model):

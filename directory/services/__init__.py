@@ -46,6 +46,7 @@ from directory.models import (
     UserX509Certificate,
     WebhookDelivery,
     WebhookEndpoint,
+    subscribed,
 )
 from directory.multi_values import MULTI_VALUE_FIELDS, copy_from_rows, rebuild_copies
 from directory.selectors import parse_scim_id
@@ -187,9 +188,13 @@ def _outbox_write(tenant: Tenant, event: Event, kind: str) -> None:
     """One pending delivery per active endpoint of the tenant that wants this event type, written
     in the transaction of the change itself: if the change rolls back, so do its deliveries, and a
     committed change always has them (the transactional outbox). One indexed query when the tenant
-    has no endpoints."""
+    has no endpoints, reading only the two columns that decide (no endpoint is built, no secret
+    decrypted)."""
+    active = WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
     endpoints = [
-        e for e in WebhookEndpoint.objects.filter(tenant=tenant, is_active=True) if e.wants(kind)
+        endpoint_id
+        for endpoint_id, event_types in active.values_list("id", "event_types")
+        if subscribed(event_types, kind)
     ]
     if not endpoints:
         return
@@ -198,14 +203,14 @@ def _outbox_write(tenant: Tenant, event: Event, kind: str) -> None:
     WebhookDelivery.objects.bulk_create(
         WebhookDelivery(
             tenant=tenant,
-            endpoint=endpoint,
+            endpoint_id=endpoint_id,
             event=event,
             event_type=kind,
             resource_key=resource_key,
             next_attempt_at=now,
             retry_until=now + WEBHOOK_RETRY_WINDOW,
         )
-        for endpoint in endpoints
+        for endpoint_id in endpoints
     )
 
 
