@@ -367,6 +367,14 @@ class TenantUserFilterQuery:
 EMAIL_MATCH_LIMIT = 1000
 
 
+def user_ids_with_email(*, tenant: Tenant, email: str) -> list[int]:
+    """Ids of the users with this email (any type, case-insensitively), read through the email
+    index alone: callers then fetch those users by primary key, a plan no statistics can change
+    (docs/design.md, "Plans that need no fresh statistics"). At most EMAIL_MATCH_LIMIT."""
+    emails = UserEmail.objects.filter(tenant=tenant, value__lower=lowered(email))
+    return list(emails.values_list("user_id", flat=True)[:EMAIL_MATCH_LIMIT])
+
+
 def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[User]:
     """Users of the tenant's directory (never its service principal) matching `query`, in a stable
     order (creation order, by primary key) with their emails and manager loaded.
@@ -386,8 +394,7 @@ def user_filter(*, tenant: Tenant, query: TenantUserFilterQuery) -> QuerySet[Use
     if query.user_name:
         users = users.filter(username__lower=lowered(query.user_name))
     if query.email:
-        emails = UserEmail.objects.filter(tenant=tenant, value__lower=lowered(query.email))
-        users = users.filter(pk__in=list(emails.values_list("user_id", flat=True)[:EMAIL_MATCH_LIMIT]))
+        users = users.filter(pk__in=user_ids_with_email(tenant=tenant, email=query.email))
     if query.external_id:
         users = users.filter(external_id=query.external_id)
     if query.group is not None:
