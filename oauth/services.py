@@ -4,7 +4,7 @@ explicit, one transaction, an Event per change, never a secret in the log."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -618,10 +618,32 @@ def token_revoked(*, application: Application, user: User | None, token_family: 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def credential_mark_used(*, credential: SecretToken | Application | ClientSecret) -> None:
-    """Record that a SCIM request used this credential, at most once a minute: the console shows
-    "last used" and the dashboard "last request from Entra", and neither needs a write per request.
-    Bookkeeping, not a change, so no Event."""
+def credential_stamp_used(
+    *,
+    model: type[SecretToken] | type[Application] | type[ClientSecret],
+    pk: int,
+    last_used: datetime | None,
+) -> datetime | None:
+    """Record that a request used credential `pk`, at most once a minute: the console shows "last
+    used" and the dashboard "last request from Entra", and neither needs a write per request.
+    Bookkeeping, not a change, so no Event.
+
+    `last_used` is what the caller knows (a row, or scim.auth's per-process cache, which must store
+    the returned time). The UPDATE is conditional too, so several processes with their own cached
+    values still write the row at most once a minute between them. Returns the time written, or
+    None when no write was due."""
     now = timezone.now()
-    if credential.last_used is None or credential.last_used < now - LAST_USED_RESOLUTION:
-        type(credential).objects.filter(pk=credential.pk).update(last_used=now)
+    threshold = now - LAST_USED_RESOLUTION
+    if last_used is not None and last_used >= threshold:
+        return None
+    model.objects.filter(pk=pk).filter(Q(last_used__isnull=True) | Q(last_used__lt=threshold)).update(
+        last_used=now
+    )
+    return now
+
+
+def credential_mark_used(*, credential: SecretToken | Application | ClientSecret) -> None:
+    """`credential_stamp_used` for a loaded row, which then carries the new time."""
+    stamped = credential_stamp_used(model=type(credential), pk=credential.pk, last_used=credential.last_used)
+    if stamped is not None:
+        credential.last_used = stamped

@@ -296,6 +296,10 @@ SCIM_MAX_RESULTS = env_int("SCIM_MAX_RESULTS", 200)
 SCIM_BULK_MAX_OPERATIONS = env_int("SCIM_BULK_MAX_OPERATIONS", 1000)
 SCIM_BULK_MAX_PAYLOAD_SIZE = env_int("SCIM_BULK_MAX_PAYLOAD_SIZE", 1048576)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(SCIM_BULK_MAX_PAYLOAD_SIZE * 2, 2621440)
+# Seconds a worker may keep a SCIM credential's answer and a Host → tenant answer (directory.cache):
+# the delay before a revocation or tenant change made in another process is seen; 0 turns the
+# caches off. At most 5, so a revoked token never works more than 5 s anywhere.
+SCIM_CREDENTIAL_CACHE_SECONDS = max(0, min(5, env_int("SCIM_CREDENTIAL_CACHE_SECONDS", 5)))
 
 LOGGING = {
     "version": 1,

@@ -5,13 +5,27 @@ from __future__ import annotations
 
 import pytest
 
-from directory import services
+from directory import cache, services
 from directory.models import Tenant, User
 from directory.tenancy import tenant_primary_host
 from oauth.services import secret_token_issue
 from tests.clients import Client
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Host → tenant and SCIM credential caches live as long as the process, and every test
+    rolls its rows back, so the next test reuses their ids: without this, a test could be served a
+    tenant or credential of the one before.
+
+    Their clock stands still during a test, so an entry never ages out because fixtures or a busy
+    machine took 5 seconds: query counts stay exact, and a change that bypasses the in-process
+    invalidation fails every time instead of now and then. Tests of the delay move the clock
+    themselves (tests/scim/test_auth.py, `cache_clock`)."""
+    cache.clear_all()
+    monkeypatch.setattr(cache, "monotonic", lambda: 0.0)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -150,12 +151,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_SECONDS)
 
 
-@pytest.fixture(scope="session")
-def live_app(live_database: LiveDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+@contextmanager
+def serve(live_database: LiveDatabase, log_dir: Path, **settings_env: str) -> Iterator[LiveApp]:
+    """gunicorn with two gthread workers on a free port, on the test database; `settings_env`
+    adds environment settings (tests/live/test_credential_cache.py serves with the caches on)."""
     app = LiveApp(
-        port=_free_port(),
-        domain=settings.SECURELOGIN_BASE_DOMAIN,
-        log_path=tmp_path_factory.mktemp("live-server") / "gunicorn.log",
+        port=_free_port(), domain=settings.SECURELOGIN_BASE_DOMAIN, log_path=log_dir / "gunicorn.log"
     )
     env = {
         **os.environ,
@@ -169,6 +170,7 @@ def live_app(live_database: LiveDatabase, tmp_path_factory: pytest.TempPathFacto
         "GUNICORN_THREADS": "2",
         "ACCESS_LOG": "1",
         "PYTHONUNBUFFERED": "1",
+        **settings_env,
     }
     with app.log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -184,6 +186,20 @@ def live_app(live_database: LiveDatabase, tmp_path_factory: pytest.TempPathFacto
         yield app
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def live_app(live_database: LiveDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    """The server every live test shares, with the per-process Host and SCIM credential caches off
+    (SCIM_CREDENTIAL_CACHE_SECONDS=0): the tables are flushed after each test and the next test
+    recreates contoso and fabrikam under new ids on the same hosts, which the server's workers never
+    hear of, so a cached host or credential would outlive its test. Production never reuses a host
+    for a new tenant row within seconds; the caches' cross-process delay has a live test of its own
+    (test_credential_cache.py) on a server of its own."""
+    with serve(
+        live_database, tmp_path_factory.mktemp("live-server"), SCIM_CREDENTIAL_CACHE_SECONDS="0"
+    ) as app:
+        yield app
 
 
 @pytest.fixture
