@@ -22,8 +22,11 @@ What it measures, in this order (each server runs alone while it is measured):
    memberships, then at 100,000 / 50,000, through HTTP, sequentially; the ratio of the medians.
 5. With --gunicorn-matrix, SecureLogin's cycle and filter load again under other gunicorn settings.
 
-Every wait is bounded (request timeouts, phase deadlines, server start and stop timeouts); every
-server is stopped on the way out. Only loopback addresses and bench* databases are ever used.
+Every wait is bounded (request timeouts, phase deadlines, server start and stop timeouts, and a
+PostgreSQL statement_timeout of 30 s, gunicorn's request timeout, in SecureLogin's and the floor's
+sessions, so a runaway query ends as a 500 instead of running on under later phases); every server
+is stopped on the way out, on Ctrl-C and TERM too. Only loopback addresses and bench* databases
+are ever used.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -61,7 +65,8 @@ QUICK = {
     "growth_users": 2_000,
     "growth_members": 1_000,
     "growth_samples": 20,
-    "growth_patches": 5, "growth_budget": 20.0,
+    "growth_patches": 5,
+    "growth_budget": 20.0,
 }
 
 
@@ -73,7 +78,12 @@ def database_url(base: str, name: str) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-def securelogin_env(url: str, workers: int = 0, threads: int = 0) -> dict[str, str]:
+STATEMENT_TIMEOUT = 30.0  # seconds: gunicorn's request timeout (securelogin/gunicorn.conf.py)
+
+
+def securelogin_env(
+    url: str, workers: int = 0, threads: int = 0, statement_timeout: float = STATEMENT_TIMEOUT
+) -> dict[str, str]:
     """SecureLogin's production settings for a benchmark database: no access log, no debug."""
     env = {
         **os.environ,
@@ -84,6 +94,10 @@ def securelogin_env(url: str, workers: int = 0, threads: int = 0) -> dict[str, s
         "ACCESS_LOG": "0",
         "LOG_LEVEL": "WARNING",
     }
+    if statement_timeout:
+        # As bench/api.py: a query the planner gets badly wrong fails (500) at gunicorn's request
+        # timeout instead of running on for minutes after the client gave up, under later phases.
+        env["PGOPTIONS"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     if threads:
@@ -416,6 +430,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A TERM (timeout, CI) unwinds like Ctrl-C, so every server started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     results: dict[str, Any] = {
         "arguments": vars(args),
