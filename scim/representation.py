@@ -17,57 +17,25 @@ from typing import Any
 
 from directory.models import Group, User
 from directory.services import UNSET
+from scim.attributes import user_storage
 from scim.errors import InvalidSyntax, InvalidValue
 from scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA
 
 ENTERPRISE_SCHEMA_MISSPELT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"
 
-USER_TOP_LEVEL = {
-    "externalId": "external_id",
-    "displayName": "display_name",
-    "nickName": "nick_name",
-    "profileUrl": "profile_url",
-    "title": "title",
-    "userType": "user_type",
-    "preferredLanguage": "preferred_language",
-    "locale": "locale",
-    "timezone": "timezone",
-}
-NAME_PARTS = {
-    "formatted": "formatted_name",
-    "familyName": "family_name",
-    "givenName": "given_name",
-    "middleName": "middle_name",
-    "honorificPrefix": "honorific_prefix",
-    "honorificSuffix": "honorific_suffix",
-}
-ENTERPRISE_FIELDS = {
-    "employeeNumber": "employee_number",
-    "costCenter": "cost_center",
-    "organization": "organization",
-    "division": "division",
-    "department": "department",
-}
-VALUE_PARTS = {"value": "value", "type": "type", "primary": "primary", "display": "display"}
-ADDRESS_PARTS = {
-    "formatted": "formatted",
-    "streetAddress": "street_address",
-    "locality": "locality",
-    "region": "region",
-    "postalCode": "postal_code",
-    "country": "country",
-    "type": "type",
-    "primary": "primary",
-}
+STORAGE = user_storage()
+USER_TOP_LEVEL = {k: v for k, v in STORAGE.scalars.items() if k not in ("userName", "active")}
+"""The core's simple attributes other than userName and active, which every document handles itself."""
+NAME_PARTS = STORAGE.name_parts
+ENTERPRISE_FIELDS = STORAGE.enterprise
+ADDRESS_PARTS = STORAGE.multi_valued["addresses"].parts
 MULTI_VALUED = {
-    "emails": ("emails", VALUE_PARTS),
-    "phoneNumbers": ("phone_numbers", VALUE_PARTS),
-    "ims": ("ims", VALUE_PARTS),
-    "photos": ("photos", VALUE_PARTS),
-    "entitlements": ("entitlements", VALUE_PARTS),
-    "x509Certificates": ("x509_certificates", VALUE_PARTS),
+    name: (storage.related_name, storage.parts)
+    for name, storage in STORAGE.multi_valued.items()
+    if name != "addresses"
 }
-"""RFC 7643 §4.1.2's value-shaped multi-valued attributes: SCIM name → (service argument, parts)."""
+"""RFC 7643 §4.1.2's value-shaped multi-valued attributes: SCIM name → (service argument, parts).
+All of it comes from the one attribute table (scim.attributes)."""
 
 
 def scim_datetime(value: datetime) -> str:

@@ -67,7 +67,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "oauth2_provider",
-    "django_scim",
     "axes",
     "directory",
     "oauth",
@@ -276,9 +275,8 @@ OAUTH2_PROVIDER = {
 # Lifetime of a new client secret, clamped to Entra's 1–3 years (entra-scim.md §5.5).
 OAUTH_CLIENT_SECRET_LIFETIME_DAYS = max(365, min(1095, env_int("OAUTH_CLIENT_SECRET_LIFETIME_DAYS", 730)))
 
+# What /ServiceProviderConfig advertises about authentication, and the challenge a 401 carries.
 SCIM_SERVICE_PROVIDER = {
-    # Mandatory in django-scim2 but unused: scim.views builds locations from the request host.
-    "NETLOC": SECURELOGIN_BASE_DOMAIN,
     "AUTHENTICATION_SCHEMES": [
         {
             "type": "oauthbearertoken",
@@ -288,7 +286,6 @@ SCIM_SERVICE_PROVIDER = {
         }
     ],
     "WWW_AUTHENTICATE_HEADER": 'Bearer realm="scim"',
-    "EXPOSE_SCIM_EXCEPTIONS": False,
 }
 
 # SCIM limits, advertised in /ServiceProviderConfig and enforced by scim.views.
@@ -308,7 +305,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
-        "django_scim": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "saml2": {"level": "WARNING"},
         "djangosaml2": {"level": "WARNING"},
