@@ -14,9 +14,9 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.contrib.auth.hashers import make_password
 
 from directory import services
 from directory.models import (
@@ -363,4 +363,5 @@ def test_creating_a_user_costs_the_same_whatever_its_number_of_values(
     created = response.json()
     assert len(created["emails"]) == emails and len(created["phoneNumbers"]) == phones
     assert scim.get(f"/Users/{created['id']}").json() == created
-    assert not User.objects.filter(tenant=directory["fabrikam"]["users"][0].tenant, username="new@contoso.com")
+    fabrikam = directory["fabrikam"]["users"][0].tenant
+    assert not User.objects.filter(tenant=fabrikam, username="new@contoso.com").exists()
