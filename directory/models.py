@@ -97,6 +97,22 @@ class TenantEmailDomain(models.Model):
         return self.domain
 
 
+class BoundedTextField(models.CharField):
+    """A CharField stored as PostgreSQL `text`; `max_length` is still enforced by forms and services.
+
+    Why: until a table is first analysed, PostgreSQL estimates its rows from its pages and the row
+    width its column types declare. A user row of some twenty `varchar(255)` columns is declared
+    wider than a page, so a never-analysed user table of 100,000 rows is estimated at one row, every
+    plan looks free, and lookups by userName walk the whole table. Declared as text, the same table
+    is estimated at tens of thousands of rows and looked up through its indexes (docs/design.md,
+    "Plans that need no fresh statistics")."""
+
+    def db_type(self, connection: Any) -> str | None:
+        if connection.vendor == "postgresql":
+            return "text"
+        return super().db_type(connection)
+
+
 class UserManager(BaseUserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> User:
         raise NotImplementedError("Users are resolved per tenant; use directory.backends.TenantModelBackend.")
@@ -122,39 +138,40 @@ class User(AbstractBaseUser):
         SERVICE = "service", "Provisioning service principal"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="users")
+    password = BoundedTextField("password", max_length=128)
     scim_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="SCIM id")
-    username = models.CharField("userName", max_length=255)
-    external_id = models.CharField("externalId", max_length=255, blank=True, default="")
+    username = BoundedTextField("userName", max_length=255)
+    external_id = BoundedTextField("externalId", max_length=255, blank=True, default="")
     is_active = models.BooleanField("active", default=True)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     is_superuser = models.BooleanField(
         default=False, help_text="Platform operator: sees every tenant from the root host."
     )
 
-    formatted_name = models.CharField("name.formatted", max_length=512, blank=True)
-    family_name = models.CharField("name.familyName", max_length=255, blank=True)
-    given_name = models.CharField("name.givenName", max_length=255, blank=True)
-    middle_name = models.CharField("name.middleName", max_length=255, blank=True)
+    formatted_name = BoundedTextField("name.formatted", max_length=512, blank=True)
+    family_name = BoundedTextField("name.familyName", max_length=255, blank=True)
+    given_name = BoundedTextField("name.givenName", max_length=255, blank=True)
+    middle_name = BoundedTextField("name.middleName", max_length=255, blank=True)
     honorific_prefix = models.CharField("name.honorificPrefix", max_length=64, blank=True)
     honorific_suffix = models.CharField("name.honorificSuffix", max_length=64, blank=True)
-    display_name = models.CharField("displayName", max_length=255, blank=True)
-    nick_name = models.CharField("nickName", max_length=255, blank=True)
-    profile_url = models.CharField("profileUrl", max_length=1024, blank=True)
-    title = models.CharField(max_length=255, blank=True)
+    display_name = BoundedTextField("displayName", max_length=255, blank=True)
+    nick_name = BoundedTextField("nickName", max_length=255, blank=True)
+    profile_url = BoundedTextField("profileUrl", max_length=1024, blank=True)
+    title = BoundedTextField(max_length=255, blank=True)
     user_type = models.CharField("userType", max_length=64, blank=True)
     preferred_language = models.CharField("preferredLanguage", max_length=64, blank=True)
     locale = models.CharField(max_length=64, blank=True)
     timezone = models.CharField(max_length=64, blank=True)
 
-    employee_number = models.CharField("employeeNumber", max_length=255, blank=True)
-    cost_center = models.CharField("costCenter", max_length=255, blank=True)
-    organization = models.CharField(max_length=255, blank=True)
-    division = models.CharField(max_length=255, blank=True)
-    department = models.CharField(max_length=255, blank=True)
+    employee_number = BoundedTextField("employeeNumber", max_length=255, blank=True)
+    cost_center = BoundedTextField("costCenter", max_length=255, blank=True)
+    organization = BoundedTextField(max_length=255, blank=True)
+    division = BoundedTextField(max_length=255, blank=True)
+    department = BoundedTextField(max_length=255, blank=True)
     manager = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
-    manager_value = models.CharField(
+    manager_value = BoundedTextField(
         "manager.value",
         max_length=255,
         blank=True,
