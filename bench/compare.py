@@ -1,21 +1,23 @@
 """SecureLogin against the two servers a user would pick instead, in one run, on this machine only.
 
     .venv/bin/python bench/compare.py                       # the issue's sizes (about 15-25 minutes)
-    .venv/bin/python bench/compare.py --quick               # a smoke test, well under a minute or two
+    .venv/bin/python bench/compare.py --quick               # smoke test, 3-8 minutes (mostly start-up)
     .venv/bin/python bench/compare.py --skip-growth --json /tmp/compare.json
     .venv/bin/python bench/compare.py --gunicorn-matrix --skip-peers --skip-growth
 
-What it measures, in this order (each server runs alone while it is measured):
+What it measures, in this order:
 
 1. SecureLogin in its production configuration (securelogin/gunicorn.conf.py, PostgreSQL database
    `bench_compare`, recreated): Entra's initial and incremental cycle (bench/entra_cycle.py's
    requests: users filter+POST, groups filter+POST, members PATCH in batches of 50, multi-op user
-   PATCHes with a value-filter path plus disables) at --clients, then `GET /Users?filter=userName
-   eq "…"` at c=8 on the data the cycle made.
+   PATCHes with a value-filter path plus disables) at --clients; each phase runs on every server
+   in turn (all are up at once; an idle server costs no CPU), so a drifting machine load hits them
+   alike. Then `GET /Users?filter=userName eq "…"` at c=8 on the data the cycle made.
 2. The floor (bench/_peers.py): a bare Django JSON view and a view doing two indexed PostgreSQL
-   queries, served by gunicorn with SecureLogin's own config, at c=8.
+   queries, served by gunicorn with SecureLogin's own config, at c=8, in rounds alternating with
+   SecureLogin's filter load.
 3. The peers, pip-installed into their own virtualenv (--peers-venv): scim2-server (in memory, one
-   gunicorn worker) and django-scim2's default app (SQLite, 2 sync workers), the same cycle each.
+   gunicorn worker) and django-scim2's default app (SQLite, 2 sync workers), the same cycle (1.).
    A request form a peer does not support is counted as unexpected and listed, never hidden.
 4. The growth check (bench/_growth.py): on a new database with autovacuum off and no ANALYZE ever,
    userName, externalId and work-email lookups and a 50-member group PATCH at 1,000 users / 0
