@@ -442,20 +442,28 @@ def main(argv: list[str] | None = None) -> int:
         "floor": {"clients": 8, "loads": {}},
         "verdicts": {},
     }
-    with tempfile.TemporaryDirectory(prefix="securelogin-compare-") as tmp:
-        template = migrated_template(args)
-        measure_main(args, results, template, Path(tmp))
-        if not args.skip_growth:
-            results["growth"] = measure_growth(args, template)
-        if args.gunicorn_matrix:
-            results["matrix"] = measure_matrix(args, template)
+    status = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="securelogin-compare-") as tmp:
+            template = migrated_template(args)
+            measure_main(args, results, template, Path(tmp))
+            if not args.skip_growth:
+                results["growth"] = measure_growth(args, template)
+            if args.gunicorn_matrix:
+                results["matrix"] = measure_matrix(args, template)
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # The servers are stopped by now; report what was measured before the interruption.
+        results["interrupted"] = repr(stop)
+        status = 130
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - started
+    if "interrupted" in results:
+        print(f"\nINTERRUPTED ({results['interrupted']}): only the parts measured before are reported.")
     print_report(results)
     print(f"\nTook {results['seconds'] / 60:.1f} min; load average at start/end {results['machine']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-    return 0
+    return status
 
 
 if __name__ == "__main__":
