@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
 from directory import selectors, services
 from directory.exceptions import DirectoryError, NotFound
@@ -46,8 +46,22 @@ create (entra-scim.md R44). See `page_of` for why the query's shape depends on i
 
 
 def user_rows(ctx: RequestContext) -> QuerySet[User]:
-    """The tenant's users as SCIM reads them: the row and its manager's, one query."""
-    return selectors.user_list(tenant=ctx.tenant).select_related("manager")
+    """The tenant's users as SCIM reads them. Their managers are read apart (`with_managers`):
+    joined, they would double the columns Django compiles and hashes for every page."""
+    return selectors.user_list(tenant=ctx.tenant)
+
+
+def with_managers(users: list[User]) -> list[User]:
+    """Attach the managers a page's users link to, in one query, and none when no user has one
+    (a tenant's first cycle)."""
+    ids = {u.manager_id for u in users if u.manager_id is not None}
+    if ids:
+        rows = User.objects.filter(pk__in=ids).order_by().only("id", "scim_id", "display_name")
+        managers = {m.pk: m for m in rows}
+        for user in users:
+            if user.manager_id is not None:
+                user.manager = managers.get(user.manager_id)
+    return users
 
 
 def user_result(
@@ -76,6 +90,7 @@ def users_get_one(ctx: RequestContext, scim_id: str, query: ListQuery) -> Result
     user = user_rows(ctx).filter(scim_id=parsed).first() if parsed else None
     if user is None:
         raise errors.NotFound(f"User {scim_id} not found.")
+    with_managers([user])
     wanted = wants_attribute(
         "groups", schema=USER_SCHEMA, attributes=query.attributes, excluded=query.excluded
     )
@@ -99,8 +114,7 @@ def _answer_user(ctx: RequestContext, user: User, *, answer: bool) -> Result:
     """204 with the new ETag and nothing read (RFC 7644 §3.5.2), or the resource."""
     if not answer:
         return Result(status=204, version=etag(user.version))
-    if user.manager_id is not None:
-        user.manager = User.objects.filter(pk=user.manager_id).first()
+    with_managers([user])
     return user_result(ctx, user, groups=user_groups(ctx, user))
 
 
@@ -281,7 +295,7 @@ def page_of(
         tiebreak = "-id" if query.descending else "id"
         ordering: list[Any] = [f"-{field}" if query.descending else field, tiebreak]
     elif selective:
-        ordering = [(F("id") + 0).asc()]
+        ordering = ["id"]
     else:
         ordering = ["id"]
     if query.count == 0:
@@ -296,6 +310,7 @@ def page_of(
 
 
 def render_users(ctx: RequestContext, users: list[User], query: ListQuery) -> list[dict[str, Any]]:
+    with_managers(users)
     wanted = wants_attribute(
         "groups", schema=USER_SCHEMA, attributes=query.attributes, excluded=query.excluded
     )

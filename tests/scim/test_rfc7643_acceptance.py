@@ -426,7 +426,10 @@ def test_a_204_patch_reads_nothing_back(scim: SCIMClient, witness: OtherTenantWi
     )
     assert (status, answered_status) == (204, 200)
     assert len(silent) < len(answered)
-    groups_read = [sum('FROM "directory_membership"' in sql for sql in run_) for run_ in (silent, answered)]
+    groups_read = [
+        sum("FROM directory_membership" in sql.replace('"', "") for sql in statements)
+        for statements in (silent, answered)
+    ]
     assert groups_read == [0, 1]
     assert not any('FROM "directory_useremail"' in sql for sql in [*silent, *answered])
 
@@ -437,7 +440,7 @@ def test_a_204_patch_reads_nothing_back(scim: SCIMClient, witness: OtherTenantWi
     )
     assert (status, answered_status) == (204, 200)
     assert len(silent) < len(answered)
-    assert not any('FROM "directory_membership"' in sql and "SELECT" in sql for sql in silent)
+    assert not any("FROM directory_membership" in sql.replace('"', "") for sql in silent)
     witness.assert_untouched()
 
 
