@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -451,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
                 results["growth"] = measure_growth(args, template)
             if args.gunicorn_matrix:
                 results["matrix"] = measure_matrix(args, template)
-    except (KeyboardInterrupt, SystemExit) as stop:
-        # The servers are stopped by now; report what was measured before the interruption.
+    except BaseException as stop:  # noqa: BLE001 - reported below, never swallowed silently
+        # The servers are stopped by now; report what was measured before the interruption (a
+        # shared machine's PostgreSQL may be restarted under a long run, say).
+        traceback.print_exc()
         results["interrupted"] = repr(stop)
-        status = 130
+        status = 1 if isinstance(stop, Exception) else 130
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["seconds"] = time.monotonic() - started
     if "interrupted" in results:
