@@ -28,7 +28,7 @@ pytestmark = [
         reason="Needs PostgreSQL: SQLite serialises all writers on one database lock, so parallel "
         "requests would never actually race.",
     ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("platform_on_root_host"),
 ]
 

@@ -123,7 +123,7 @@ def state_of(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("platform_on_root_host")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_scim2_tester_reports_no_failures_against_the_live_server(
