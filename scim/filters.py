@@ -344,7 +344,33 @@ class _Compiler:
 def user_filter_q(filter_text: str) -> Q:
     """A `Q` over `directory.models.User` for a SCIM filter. It does not scope to a tenant: callers
     filter by tenant first (the multi-valued subqueries correlate on the user's tenant)."""
-    return _Compiler(USER).compile(parse_filter(filter_text))
+    return user_node_q(parse_filter(filter_text))
+
+
+def user_node_q(node: Node) -> Q:
+    """`user_filter_q` for a filter already parsed, so a caller that also inspects it parses once."""
+    return _Compiler(USER).compile(node)
+
+
+def email_equality(node: Node) -> str | None:
+    """The address a filter names when the whole filter is one equality on an email's value
+    (`emails.value eq "…"`, `emails[type eq "work"].value eq "…"`): the lookup Entra makes before
+    creating a user, which callers resolve through the email index first (docs/design.md, "Plans
+    that need no fresh statistics"). None for any other filter."""
+    if isinstance(node, ValuePath) and node.path.attr and node.path.attr.lower() == "emails":
+        tail = node.tail
+        if tail is None or not tail.path.attr or tail.path.attr.lower() != "value" or tail.path.sub:
+            return None
+        compare = tail
+    elif isinstance(node, Compare) and node.path.attr and node.path.attr.lower() == "emails":
+        if not node.path.sub or node.path.sub.lower() != "value":
+            return None
+        compare = node
+    else:
+        return None
+    if compare.op != "eq" or compare.value is None or compare.value.kind == "null":
+        return None
+    return compare.value.text
 
 
 def group_filter_q(filter_text: str) -> Q:

@@ -10,8 +10,6 @@ back. No outer transaction wraps the service, so no savepoint is spent on it.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,14 +34,6 @@ from scim.representation import (
 from scim.schemas import GROUP_SCHEMA, USER_SCHEMA
 
 MEMBER_CHANGE_KINDS = {"add": "add", "replace": "set", "remove": "remove"}
-_EQUALITY = r'\s*(?:urn:\S*:)?(?P<attr>{names})\s+eq\s+(?P<value>"(?:[^"\\]|\\.)*"|[^\s()\[\]"]+)\s*'
-SELECTIVE_USER_FILTER = re.compile(
-    _EQUALITY.format(names=r"userName|externalId|id|emails(?:\[[^\]]*\])?\.value"), re.IGNORECASE
-)
-SELECTIVE_GROUP_FILTER = re.compile(_EQUALITY.format(names=r"displayName|externalId|id"), re.IGNORECASE)
-"""One equality on an attribute with an index of its own: the lookups Entra makes before every
-create (entra-scim.md R44). See `page_of` for why the query's shape depends on it."""
-
 
 def user_rows(ctx: RequestContext) -> QuerySet[User]:
     """The tenant's users as SCIM reads them. Their managers are read apart (`with_managers`):
@@ -267,35 +257,14 @@ def groups_delete(ctx: RequestContext, scim_id: str, if_match: str | None) -> Re
 # ------------------------------------------------------------------------------------------- listing
 
 
-def _literal(raw: str) -> str:
-    """A comparison value as the filter grammar reads it: a JSON string, or an unquoted word."""
-    if raw.startswith('"'):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return raw
-        return value if isinstance(value, str) else raw
-    return raw
-
-
-def page_of(
-    queryset: QuerySet, query: ListQuery, sort_field: Callable[[str], str], *, selective: bool
-) -> tuple[int, list[Any]]:
+def page_of(queryset: QuerySet, query: ListQuery, sort_field: Callable[[str], str]) -> tuple[int, list[Any]]:
     """One page, and the total: counted only when the page alone cannot tell it (a page that is not
     full, started inside the results, ends them). Entra's lookups by userName and by displayName
-    therefore cost one query.
-
-    `selective` says the filter is an equality on an indexed attribute, which matches a handful of
-    rows: then the order is made one no index provides (`id + 0`), so PostgreSQL finds the rows
-    through the attribute's index and sorts those few, whatever its statistics say about the
-    tenant. Ordered by `id` itself, a planner that believes many rows match (statistics from
-    before the tenant grew) walks the primary key and tests every row of the tenant instead."""
+    therefore cost one query."""
     if query.sort_by:
         field = sort_field(query.sort_by)
         tiebreak = "-id" if query.descending else "id"
-        ordering: list[Any] = [f"-{field}" if query.descending else field, tiebreak]
-    elif selective:
-        ordering = ["id"]
+        ordering = [f"-{field}" if query.descending else field, tiebreak]
     else:
         ordering = ["id"]
     if query.count == 0:
@@ -344,18 +313,18 @@ def render_groups(ctx: RequestContext, groups: list[Group], query: ListQuery) ->
 
 
 def users_list(ctx: RequestContext, query: ListQuery) -> Result:
-    from scim.filters import user_filter_q, user_sort_field
+    from scim.filter_grammar import parse_filter
+    from scim.filters import email_equality, user_node_q, user_sort_field
 
     queryset = user_rows(ctx)
     if query.filter:
-        queryset = queryset.filter(user_filter_q(query.filter))
-    selective = SELECTIVE_USER_FILTER.fullmatch(query.filter)
-    if selective is not None and selective["attr"].lower().startswith("emails"):
-        # The email is looked up through its own index first; the compiled filter still decides.
-        queryset = queryset.filter(
-            pk__in=selectors.user_ids_with_email(tenant=ctx.tenant, email=_literal(selective["value"]))
-        )
-    total, users = page_of(queryset, query, user_sort_field, selective=selective is not None)
+        node = parse_filter(query.filter)
+        queryset = queryset.filter(user_node_q(node))
+        email = email_equality(node)
+        if email is not None:
+            # The email is looked up through its own index first; the compiled filter still decides.
+            queryset = queryset.filter(pk__in=selectors.user_ids_with_email(tenant=ctx.tenant, email=email))
+    total, users = page_of(queryset, query, user_sort_field)
     return Result(status=200, body=list_response(total, query.start, render_users(ctx, users, query)))
 
 
@@ -365,8 +334,7 @@ def groups_list(ctx: RequestContext, query: ListQuery) -> Result:
     queryset = selectors.group_list(tenant=ctx.tenant)
     if query.filter:
         queryset = queryset.filter(group_filter_q(query.filter))
-    selective = SELECTIVE_GROUP_FILTER.fullmatch(query.filter) is not None
-    total, groups = page_of(queryset, query, group_sort_field, selective=selective)
+    total, groups = page_of(queryset, query, group_sort_field)
     return Result(status=200, body=list_response(total, query.start, render_groups(ctx, groups, query)))
 
 

@@ -1025,3 +1025,25 @@ def test_postgresql_uses_the_tenant_lower_indexes(tenant, other_tenant):
     assert "dir_user_tenant_external_id" in plan
     assert "Seq Scan" not in plan
     assert [u.username for u in by_external_id] == ["user1500@contoso.com"]
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ('emails[type eq "work"].value eq "A@contoso.com"', "A@contoso.com"),
+        ("Emails.Value eq a@contoso.com", "a@contoso.com"),
+        ('urn:ietf:params:scim:schemas:core:2.0:User:emails.value eq "b@contoso.com"', "b@contoso.com"),
+        ('emails[type eq "work"].value co "contoso"', None),
+        ('emails.value eq "a@contoso.com" and active eq true', None),
+        ('emails[type eq "work"].display eq "A"', None),
+        ('userName eq "a@contoso.com"', None),
+        ("emails.value eq null", None),
+    ],
+)
+def test_only_a_whole_filter_of_one_email_equality_goes_through_the_email_index_first(
+    text: str, address: str | None
+) -> None:
+    from scim.filter_grammar import parse_filter
+    from scim.filters import email_equality
+
+    assert email_equality(parse_filter(text)) == address
