@@ -55,6 +55,7 @@ def json_response(status: int, body: dict[str, Any] | None = None, **headers: st
     )
     if body is None:
         del response["Content-Type"]
+    response["Content-Length"] = str(len(response.content))
     for name, value in headers.items():
         if value:
             response[name.replace("_", "-")] = value

@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "directory.tenancy.TenantMiddleware",
+    "securelogin.middleware.BearerOnlyPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,6 +90,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+# Paths whose clients authenticate each request with a bearer token and never with a session: they
+# skip the browser middleware below BearerOnlyPathMiddleware (securelogin/middleware.py).
+BEARER_ONLY_PATH_PREFIXES = ["/scim/v2/"]
 
 ROOT_URLCONF = "securelogin.urls"
 WSGI_APPLICATION = "securelogin.wsgi.application"
