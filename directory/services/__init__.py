@@ -8,6 +8,7 @@ repeated PATCHes idempotent (entra-scim.md R51).
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,8 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db import IntegrityError, models, transaction
-from django.db.models import Exists, F, Q
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from directory.exceptions import (
@@ -190,11 +191,13 @@ def _outbox_write(tenant: Tenant, event: Event, kind: str) -> None:
     committed change always has them (the transactional outbox). One indexed query when the tenant
     has no endpoints, reading only the two columns that decide (no endpoint is built, no secret
     decrypted)."""
-    active = WebhookEndpoint.objects.filter(tenant=tenant, is_active=True)
+    with connection.cursor() as cursor:
+        cursor.execute(ACTIVE_ENDPOINTS_SQL, [tenant.pk])
+        rows = cursor.fetchall()
     endpoints = [
         endpoint_id
-        for endpoint_id, event_types in active.values_list("id", "event_types")
-        if subscribed(event_types, kind)
+        for endpoint_id, event_types in rows
+        if subscribed(json.loads(event_types) if isinstance(event_types, str) else event_types, kind)
     ]
     if not endpoints:
         return
@@ -212,6 +215,14 @@ def _outbox_write(tenant: Tenant, event: Event, kind: str) -> None:
         )
         for endpoint_id in endpoints
     )
+
+
+# Every directory change runs this, on the write path of each SCIM request; written out because
+# the ORM spent more time compiling it than PostgreSQL spent answering it. Both databases hand the
+# JSON column back as text here (Django parses it in the field, which a cursor skips).
+ACTIVE_ENDPOINTS_SQL = (
+    f"SELECT id, event_types FROM {WebhookEndpoint._meta.db_table} WHERE tenant_id = %s AND is_active"
+)
 
 
 # -------------------------------------------------------------------------------------------- tenants
@@ -562,12 +573,45 @@ def _link_pending_reports(tenant: Tenant, user: User, *, created: bool) -> None:
     its externalId can be pending, and without one there is nothing to look for."""
     if created and not user.external_id:
         return
-    by_reference = Q(manager_value=str(user.scim_id))
-    if user.external_id:
-        held_by_another = User.objects.filter(tenant=tenant, external_id=user.external_id).exclude(pk=user.pk)
-        by_reference |= Q(manager_value=user.external_id) & ~Exists(held_by_another)
-    pending = User.objects.filter(by_reference, tenant=tenant, manager__isnull=True)
-    pending.exclude(pk=user.pk).update(manager=user, version=F("version") + 1, last_modified=timezone.now())
+    external_id = user.external_id or None  # NULL matches no row: no externalId, no candidates
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LINK_PENDING_REPORTS_SQL,
+            [
+                user.pk,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                tenant.pk,
+                user.pk,
+                str(user.scim_id),
+                external_id,
+                tenant.pk,
+                external_id,
+                user.pk,
+            ],
+        )
+
+
+# Written out rather than built with the ORM: Entra sends an externalId with every user it creates,
+# so this runs on every SCIM POST, and compiling the ORM's form of it (an Exists inside an OR) cost a
+# third of the request's CPU (docs/benchmarks.md, "Where a POST's time went"). Plain SQL that
+# PostgreSQL and SQLite both run; `manager_value <> ''` keeps the pending-reference partial index
+# (dir_user_pending_manager) usable. Parameters: the user's pk, now, tenant, the user's pk again,
+# its scim_id, its externalId (or NULL); then tenant, externalId and pk for "no other user holds it".
+_USERS = User._meta.db_table
+LINK_PENDING_REPORTS_SQL = f"""
+UPDATE {_USERS} SET manager_id = %s, version = version + 1, last_modified = %s
+WHERE tenant_id = %s AND manager_id IS NULL AND manager_value <> '' AND id <> %s
+  AND (
+    manager_value = %s
+    OR (
+      manager_value = %s
+      AND NOT EXISTS (
+        SELECT 1 FROM {_USERS} holder
+        WHERE holder.tenant_id = %s AND holder.external_id = %s AND holder.id <> %s
+      )
+    )
+  )
+"""
 
 
 def _lock_user(tenant: Tenant, user: User) -> User:
