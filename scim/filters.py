@@ -47,6 +47,7 @@ from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Left, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
+from scim.attribute_model import USER_SCHEMA
 from scim.attributes import GROUP, USER, Attribute, Resource, Rows
 from scim.errors import BadRequest, InvalidFilter
 from scim.filter_grammar import (
@@ -371,6 +372,23 @@ def email_equality(node: Node) -> str | None:
     if compare.op != "eq" or compare.value is None or compare.value.kind == "null":
         return None
     return compare.value.text
+
+
+PREPARED_LOOKUP_ATTRIBUTES = frozenset({"username", "externalid"})
+
+
+def prepared_lookup(node: Node) -> Compare | None:
+    """The comparison when the whole filter is `userName eq "…"` or `externalId eq "…"` with a
+    non-empty value: the lookups Entra makes before every create, whose SQL differs only in the
+    value and is therefore compiled once (directory.prepared). None for any other filter."""
+    if not isinstance(node, Compare) or node.op != "eq" or node.value is None:
+        return None
+    path = node.path
+    if path.sub is not None or path.attr is None or path.attr.lower() not in PREPARED_LOOKUP_ATTRIBUTES:
+        return None
+    if path.urn not in (None, USER_SCHEMA) or node.value.kind == "null" or not node.value.text:
+        return None
+    return node
 
 
 def group_filter_q(filter_text: str) -> Q:

@@ -18,8 +18,10 @@ from django.db.models import QuerySet
 
 from directory import selectors, services
 from directory.exceptions import DirectoryError, NotFound
-from directory.models import Group, User
+from directory.models import Group, Tenant, User
+from directory.prepared import PreparedQuery
 from scim import errors
+from scim.filter_grammar import Compare, Literal
 from scim.http import ListQuery, RequestContext, Result, check_if_match, list_response
 from scim.patch import apply_group_patch, apply_user_patch, validate_patch_request
 from scim.representation import (
@@ -312,13 +314,42 @@ def render_groups(ctx: RequestContext, groups: list[Group], query: ListQuery) ->
     ]
 
 
+_prepared_lookups: dict[tuple[str, int], PreparedQuery[User]] = {}
+
+
+def _prepared_user_lookup(lookup: Compare, count: int) -> PreparedQuery[User]:
+    """The first page of users matching `lookup`'s attribute, as the list path would read it
+    (user_rows, the compiled filter, ordered by id), compiled once per attribute and page size.
+    At most two attributes × SCIM_MAX_RESULTS sizes, so the dict stays small."""
+    from scim.filters import user_node_q
+
+    key = (lookup.path.attr.lower() if lookup.path.attr else "", count)
+    prepared = _prepared_lookups.get(key)
+    if prepared is None:
+
+        def build(tenant_id: int, value: str) -> QuerySet[User]:
+            node = Compare(path=lookup.path, op="eq", value=Literal("string", value))
+            users = selectors.user_list(tenant=Tenant(pk=tenant_id))
+            return users.filter(user_node_q(node)).order_by("id")[:count]
+
+        prepared = _prepared_lookups.setdefault(key, PreparedQuery(build, tenant_id=int, value=str))
+    return prepared
+
+
 def users_list(ctx: RequestContext, query: ListQuery) -> Result:
     from scim.filter_grammar import parse_filter
-    from scim.filters import email_equality, user_node_q, user_sort_field
+    from scim.filters import email_equality, prepared_lookup, user_node_q, user_sort_field
 
     queryset = user_rows(ctx)
     if query.filter:
         node = parse_filter(query.filter)
+        lookup = prepared_lookup(node)
+        if lookup is not None and not query.sort_by and query.start == 1 and query.count > 0:
+            users = _prepared_user_lookup(lookup, query.count).run(
+                tenant_id=ctx.tenant.pk, value=lookup.value.text if lookup.value else ""
+            )
+            total = len(users) if len(users) < query.count else queryset.filter(user_node_q(node)).count()
+            return Result(status=200, body=list_response(total, 1, render_users(ctx, users, query)))
         queryset = queryset.filter(user_node_q(node))
         email = email_equality(node)
         if email is not None:

@@ -528,7 +528,7 @@ def _write_multi_values(
             cursor.execute(f"DELETE FROM {table} WHERE user_id = %s", [user.pk])
         if not rows:
             return
-        fields = [model._meta.get_field(name) for name in MULTI_VALUE_FIELDS[kind]]
+        fields = [f for f in model._meta.concrete_fields if f.name not in ("id", "tenant", "user")]
         columns = ", ".join(quote(c) for c in ("tenant_id", "user_id", *(f.column for f in fields)))
         row_marks = "(" + ", ".join(["%s"] * (len(fields) + 2)) + ")"
         params: list[Any] = []

@@ -1,0 +1,142 @@
+"""Querysets compiled to SQL once per process, then run again with other values.
+
+Django compiles a queryset to SQL each time it is evaluated. For the wide `User` model that
+compile (forty columns resolved, quoted and ordered) costs more CPU than PostgreSQL spends
+answering the query, and the SCIM lookups Entra makes thousands of times a cycle differ only in
+their values (docs/benchmarks.md, "Where a lookup's time went"). A `PreparedQuery` builds its
+queryset once per database with stand-in values that no request can hold, keeps the SQL and the
+parameter list, and on each run puts the real values where the stand-ins were. What the SQL says is
+still decided by the queryset, so by the same selectors and filter compiler as every other read.
+
+A stand-in that does not come out as exactly one parameter, unchanged, means the value shapes the
+SQL itself (a LIMIT, a value a compiler special-cases); that is refused when the query is prepared,
+never guessed at.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model, QuerySet
+
+M = TypeVar("M", bound=Model)
+
+
+class NotPreparable(Exception):
+    """The queryset's SQL depends on a value, not only on its shape."""
+
+
+@dataclass(frozen=True)
+class _Slot:
+    name: str
+    convert: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    model: type[Model]
+    sql: str
+    params: tuple[Any, ...]  # constants, and _Slot where a value goes
+    init_list: tuple[str, ...]
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+
+
+def _stand_in(kind: type) -> Any:
+    if kind is int:
+        return -(secrets.randbits(60) + 1)
+    if kind is str:
+        # Upper and lower case both, so a value the compiler lower-cases is told from one it keeps.
+        return f"\x1ePrepared-{secrets.token_hex(12).upper()}"
+    if kind is uuid.UUID:
+        return uuid.uuid4()
+    raise TypeError(f"No stand-in for {kind.__name__} values.")
+
+
+def _as_param(stand_in: Any, param: Any) -> Callable[[Any], Any] | None:
+    """How a value reaches the parameter list, or None if this parameter is not the stand-in: as
+    it is, lower-cased (a case-insensitive comparison), or as hex (a UUID on SQLite)."""
+    if type(param) is type(stand_in) and param == stand_in:
+        return lambda value: value
+    if isinstance(stand_in, str) and param == stand_in.lower():
+        return str.lower
+    if isinstance(stand_in, uuid.UUID) and param == stand_in.hex:
+        return lambda value: value.hex
+    return None
+
+
+class PreparedQuery(Generic[M]):
+    """`build(**values)` returns the queryset; `kinds` gives each value's type (int, str, UUID).
+
+    The queryset must select one model's own columns (no select_related, annotations or
+    values()); `run` returns its instances as evaluating the queryset would. Thread-safe: a
+    compile races at worst with another compile of the same SQL."""
+
+    def __init__(self, build: Callable[..., QuerySet[M]], **kinds: type) -> None:
+        self._build = build
+        self._kinds = kinds
+        self._compiled: dict[str, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def run(self, *, using: str = DEFAULT_DB_ALIAS, **values: Any) -> list[M]:
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            compiled = self._compile(using)
+        params = [p.convert(values[p.name]) if isinstance(p, _Slot) else p for p in compiled.params]
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        model = compiled.model
+        result = []
+        for row in rows:
+            if compiled.converters:
+                row = list(row)
+                for index, functions, expression in compiled.converters:
+                    value = row[index]
+                    for function in functions:
+                        value = function(value, expression, connection)
+                    row[index] = value
+            result.append(model.from_db(using, compiled.init_list, row))
+        return result
+
+    def _compile(self, using: str) -> _Compiled:
+        stand_ins = {name: _stand_in(kind) for name, kind in self._kinds.items()}
+        queryset = self._build(**stand_ins)
+        query = queryset.query
+        if query.select_related or query.annotation_select or queryset._fields is not None:
+            raise NotPreparable("Only a model's own columns can be prepared.")
+        compiler = query.get_compiler(using=using)
+        sql, raw_params = compiler.as_sql()
+        params: list[Any] = list(raw_params)
+        found: dict[str, int] = {}
+        for index, param in enumerate(raw_params):
+            for name, stand_in in stand_ins.items():
+                convert = _as_param(stand_in, param)
+                if convert is not None:
+                    params[index] = _Slot(name, convert)
+                    found[name] = found.get(name, 0) + 1
+        for name, stand_in in stand_ins.items():
+            text = stand_in.hex if isinstance(stand_in, uuid.UUID) else str(stand_in)
+            if found.get(name) != 1 or text in sql or text.lower() in sql:
+                raise NotPreparable(f"The value {name!r} does not reach the query as one parameter.")
+        start, end = compiler.klass_info["select_fields"][0], compiler.klass_info["select_fields"][-1] + 1
+        if compiler.klass_info.get("related_klass_infos") or start != 0:
+            raise NotPreparable("Only a model's own columns can be prepared.")
+        init_list = tuple(column[0].target.attname for column in compiler.select[start:end])
+        converters = compiler.get_converters([column[0] for column in compiler.select])
+        compiled = _Compiled(
+            model=queryset.model,
+            sql=sql,
+            params=tuple(params),
+            init_list=init_list,
+            converters=tuple((i, tuple(fns), expr) for i, (fns, expr) in converters.items()),
+        )
+        with self._lock:
+            self._compiled[using] = compiled
+        return compiled
