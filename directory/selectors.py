@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import connection
 from django.db.models import Count, QuerySet, Value
@@ -23,6 +24,7 @@ from directory.models import (
     User,
     UserEmail,
 )
+from directory.prepared import PreparedQuery
 
 
 def parse_scim_id(value: object) -> uuid.UUID | None:
@@ -109,13 +111,24 @@ def user_get(*, tenant: Tenant, scim_id: object, for_update: bool = False) -> Us
     parsed = parse_scim_id(scim_id)
     if parsed is None:
         raise NotFound(f"User {scim_id} not found.")
-    queryset = user_list(tenant=tenant)
-    if for_update:
-        queryset = queryset.select_for_update()
-    user = queryset.filter(scim_id=parsed).first()
-    if user is None:
+    prepared = _USER_BY_SCIM_ID_LOCKED if for_update else _USER_BY_SCIM_ID
+    found = prepared.run(tenant_id=tenant.pk, scim_id=parsed)
+    if not found:
         raise NotFound(f"User {scim_id} not found.")
-    return user
+    return found[0]
+
+
+def _user_by_scim_id(tenant_id: int, scim_id: uuid.UUID, *, locked: bool) -> QuerySet[User]:
+    users = user_list(tenant=Tenant(pk=tenant_id)).filter(scim_id=scim_id)
+    return users.select_for_update() if locked else users
+
+
+# Every SCIM read and write of one user starts here; compiled once (directory.prepared). scim_id is
+# unique, so no ordering or LIMIT is needed for "the one row".
+_USER_BY_SCIM_ID = PreparedQuery(partial(_user_by_scim_id, locked=False), tenant_id=int, scim_id=uuid.UUID)
+_USER_BY_SCIM_ID_LOCKED = PreparedQuery(
+    partial(_user_by_scim_id, locked=True), tenant_id=int, scim_id=uuid.UUID
+)
 
 
 def users_by_scim_ids(*, tenant: Tenant, scim_ids: Iterable[object]) -> list[User]:
