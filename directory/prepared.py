@@ -11,6 +11,8 @@ still decided by the queryset, so by the same selectors and filter compiler as e
 A stand-in that does not come out as exactly one parameter, unchanged, means the value shapes the
 SQL itself (a LIMIT, a value a compiler special-cases); that is refused when the query is prepared,
 never guessed at.
+
+`insert` does the same for the INSERT of a new row (every SCIM create writes a user and an Event).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
+from django.db.models.signals import post_save, pre_save
 
 M = TypeVar("M", bound=Model)
 
@@ -140,3 +143,55 @@ class PreparedQuery(Generic[M]):
         with self._lock:
             self._compiled[using] = compiled
         return compiled
+
+
+@dataclass(frozen=True)
+class _CompiledInsert:
+    sql: str
+    fields: tuple[Field, ...]
+
+
+_inserts: dict[tuple[type[Model], str], _CompiledInsert] = {}
+
+
+def insert(obj: M, *, using: str = DEFAULT_DB_ALIAS) -> M:
+    """`obj.save(force_insert=True)` for a new row of a model with an auto-increment key, with the
+    INSERT … RETURNING compiled once per model and database.
+
+    What save() does that matters is done here too: each field's `pre_save` (auto_now_add, default
+    values) and database preparation, and the pre_save/post_save signals when anything listens.
+    A model whose `save()` adds behaviour of its own is not a candidate (the user model's password
+    bookkeeping: callers with a password use save())."""
+    model = type(obj)
+    compiled = _inserts.get((model, using)) or _compile_insert(model, using)
+    connection = connections[using]
+    if pre_save.has_listeners(model):
+        pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in compiled.fields]
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+    obj._state.db = using
+    if post_save.has_listeners(model):
+        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+    return obj
+
+
+def _compile_insert(model: type[Model], using: str) -> _CompiledInsert:
+    meta = model._meta
+    if meta.auto_field is None or meta.pk is not meta.auto_field:
+        raise NotPreparable(f"{meta.label} has no auto-increment key.")
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.auto_field and not f.generated)
+    if any(hasattr(f, "get_placeholder") for f in fields):
+        raise NotPreparable(f"{meta.label} has a field with its own SQL placeholder.")
+    returning, _ = connection.ops.return_insert_columns([meta.pk])
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) {returning}"
+    )
+    compiled = _CompiledInsert(sql=sql, fields=fields)
+    _inserts[(model, using)] = compiled
+    return compiled

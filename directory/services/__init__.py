@@ -50,6 +50,7 @@ from directory.models import (
     subscribed,
 )
 from directory.multi_values import MULTI_VALUE_FIELDS, copy_from_rows, rebuild_copies
+from directory.prepared import insert
 from directory.selectors import parse_scim_id
 
 USER_SCALAR_FIELDS = frozenset(
@@ -161,7 +162,7 @@ def event_record(
     back, so the failure is kept while the change is not. A directory change also goes to the
     webhook outbox here, inside the caller's transaction (see `_outbox_write`)."""
     actor_user = actor.user if actor.user is not None and actor.user.pk is not None else None
-    event = Event.objects.create(
+    event = Event(
         tenant=tenant,
         actor_type=actor.type,
         actor_user=actor_user,
@@ -179,6 +180,7 @@ def event_record(
         request_method=request_method[:8],
         request_path=request_path[:512],
     )
+    insert(event)
     kind = event_type(action)
     if result == Event.Result.SUCCESS and kind is not None:
         _outbox_write(tenant, event, kind)
@@ -701,7 +703,10 @@ def user_create(
     else:
         user.set_unusable_password()
     try:
-        user.save(force_insert=True)
+        if password:
+            user.save(force_insert=True)  # AbstractBaseUser.save tells the password validators
+        else:
+            insert(user)
     except IntegrityError as exc:
         raise _uniqueness_error(exc, values) from None
     for kind, rows in multi.items():

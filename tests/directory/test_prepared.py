@@ -66,3 +66,41 @@ def test_uuid_values_reach_the_query_on_either_database(tenant: Tenant, other_te
 def test_values_that_shape_the_sql_are_refused(tenant: Tenant, build) -> None:
     with pytest.raises(NotPreparable):
         PreparedQuery(build, tenant_id=int, value=str).run(tenant_id=tenant.pk, value="x")
+
+
+def test_insert_writes_the_row_save_would(tenant: Tenant, other_tenant: Tenant) -> None:
+    from django.db.models.signals import post_save
+
+    from directory.models import Event
+    from directory.prepared import insert
+
+    heard: list[tuple[int, bool]] = []
+
+    def listener(sender: type[Event], instance: Event, created: bool, **kwargs: object) -> None:
+        heard.append((instance.pk, created))
+
+    post_save.connect(listener, sender=Event, dispatch_uid="test_prepared.listener")
+    try:
+        event = insert(
+            Event(tenant=tenant, action="user.create", resource_type="User", changes={"title": [None, "é"]})
+        )
+    finally:
+        post_save.disconnect(dispatch_uid="test_prepared.listener", sender=Event)
+
+    stored = Event.objects.get(pk=event.pk)
+    assert stored.tenant_id == tenant.pk and stored.changes == {"title": [None, "é"]}
+    assert stored.created is not None and stored.created == event.created  # auto_now_add ran
+    assert event._state.adding is False and heard == [(event.pk, True)]
+    assert not Event.objects.filter(tenant=other_tenant, action="user.create").exists()
+    assert insert(Event(tenant=other_tenant, action="user.create")).pk != event.pk
+
+
+def test_insert_keeps_the_databases_uniqueness_errors(tenant: Tenant, other_tenant: Tenant) -> None:
+    from django.db import IntegrityError, transaction
+
+    from directory.prepared import insert
+
+    insert(User(tenant=tenant, username="taken@example.com"))
+    insert(User(tenant=other_tenant, username="taken@example.com"))  # another tenant: no conflict
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(User(tenant=tenant, username="taken@example.com"))
