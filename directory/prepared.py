@@ -12,7 +12,8 @@ A stand-in that does not come out as exactly one parameter, unchanged, means the
 SQL itself (a LIMIT, a value a compiler special-cases); that is refused when the query is prepared,
 never guessed at.
 
-`insert` does the same for the INSERT of a new row (every SCIM create writes a user and an Event).
+`insert` and `update` do the same for the INSERT of a new row and the UPDATE of some columns of
+one (every SCIM create writes a user and an Event; every PATCH updates a user or a group).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Field, Model, QuerySet
 from django.db.models.signals import post_save, pre_save
 
@@ -195,3 +196,41 @@ def _compile_insert(model: type[Model], using: str) -> _CompiledInsert:
     compiled = _CompiledInsert(sql=sql, fields=fields)
     _inserts[(model, using)] = compiled
     return compiled
+
+
+_updates: dict[tuple[type[Model], tuple[str, ...], str], tuple[str, tuple[Field, ...]]] = {}
+MAX_PREPARED_UPDATES = 512  # distinct (model, columns) shapes kept; more are compiled each time
+
+
+def update(obj: M, fields: Iterable[str], *, using: str = DEFAULT_DB_ALIAS) -> M:
+    """`obj.save(update_fields=fields)` with the UPDATE compiled once per model and set of columns:
+    `pre_save` (auto_now), database preparation and the save signals as save() does them, and the
+    same error when no row was updated. As for `insert`, a model whose save() adds behaviour of its
+    own must use save() for that behaviour."""
+    model = type(obj)
+    names = tuple(sorted(set(fields)))
+    key = (model, names, using)
+    compiled = _updates.get(key)
+    connection = connections[using]
+    if compiled is None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        columns = tuple(meta.get_field(name) for name in names)
+        sets = ", ".join(f"{quote(f.column)} = %s" for f in columns)
+        compiled = (f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", columns)
+        if len(_updates) < MAX_PREPARED_UPDATES:
+            _updates[key] = compiled
+    sql, columns = compiled
+    update_fields = frozenset(names)
+    if pre_save.has_listeners(model):
+        pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=update_fields)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection=connection) for f in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, obj.pk])
+        if cursor.rowcount == 0:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+    if post_save.has_listeners(model):
+        post_save.send(
+            sender=model, instance=obj, created=False, update_fields=update_fields, raw=False, using=using
+        )
+    return obj

@@ -50,7 +50,7 @@ from directory.models import (
     subscribed,
 )
 from directory.multi_values import MULTI_VALUE_FIELDS, copy_from_rows, rebuild_copies
-from directory.prepared import insert
+from directory.prepared import insert, update
 from directory.selectors import parse_scim_id
 
 USER_SCALAR_FIELDS = frozenset(
@@ -860,7 +860,10 @@ def _user_apply(*, tenant: Tenant, actor: Actor, locked: User, changes: UserChan
         changed_columns.append("multi_values")
     locked.version += 1
     try:
-        locked.save(update_fields=[*changed_columns, "version", "last_modified"])
+        if password is not None:
+            locked.save(update_fields=[*changed_columns, "version", "last_modified"])  # validators hear it
+        else:
+            update(locked, [*changed_columns, "version", "last_modified"])
     except IntegrityError as exc:
         raise _uniqueness_error(exc, values) from None
     for kind, rows in multi_updates.items():
@@ -1065,7 +1068,7 @@ def _lock_group(tenant: Tenant, group: Group) -> Group:
 def _touch_group(group: Group) -> None:
     """The group is locked by this transaction, so its next version is known without reading it."""
     group.version += 1
-    group.save(update_fields=["version", "last_modified"])
+    update(group, ["version", "last_modified"])
 
 
 @transaction.atomic

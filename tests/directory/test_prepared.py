@@ -104,3 +104,25 @@ def test_insert_keeps_the_databases_uniqueness_errors(tenant: Tenant, other_tena
     insert(User(tenant=other_tenant, username="taken@example.com"))  # another tenant: no conflict
     with pytest.raises(IntegrityError), transaction.atomic():
         insert(User(tenant=tenant, username="taken@example.com"))
+
+
+def test_update_writes_only_the_columns_named(tenant: Tenant, other_tenant: Tenant) -> None:
+    from django.db import DatabaseError
+
+    from directory.prepared import update
+
+    mine = UserFactory(tenant=tenant, title="Engineer", department="R&D")
+    theirs = UserFactory(tenant=other_tenant, title="Engineer")
+    before = mine.last_modified
+    mine.title, mine.department = "Senior Engineer", "Ignored"
+
+    update(mine, ["title", "last_modified"])
+
+    stored = User.objects.get(pk=mine.pk)
+    assert (stored.title, stored.department) == ("Senior Engineer", "R&D")
+    assert stored.last_modified > before  # auto_now ran
+    assert User.objects.get(pk=theirs.pk).title == "Engineer"
+    gone = User.objects.get(pk=theirs.pk)
+    User.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        update(gone, ["title"])
