@@ -340,16 +340,19 @@ def users_list(ctx: RequestContext, query: ListQuery) -> Result:
     from scim.filter_grammar import parse_filter
     from scim.filters import email_equality, prepared_lookup, user_node_q, user_sort_field
 
+    node = parse_filter(query.filter) if query.filter else None
+    lookup = prepared_lookup(node) if node is not None else None
+    if lookup is not None and not query.sort_by and query.start == 1 and query.count > 0:
+        users = _prepared_user_lookup(lookup, query.count).run(
+            tenant_id=ctx.tenant.pk, value=lookup.value.text if lookup.value else ""
+        )
+        if len(users) < query.count:
+            total = len(users)
+        else:
+            total = user_rows(ctx).filter(user_node_q(lookup)).count()
+        return Result(status=200, body=list_response(total, 1, render_users(ctx, users, query)))
     queryset = user_rows(ctx)
-    if query.filter:
-        node = parse_filter(query.filter)
-        lookup = prepared_lookup(node)
-        if lookup is not None and not query.sort_by and query.start == 1 and query.count > 0:
-            users = _prepared_user_lookup(lookup, query.count).run(
-                tenant_id=ctx.tenant.pk, value=lookup.value.text if lookup.value else ""
-            )
-            total = len(users) if len(users) < query.count else queryset.filter(user_node_q(node)).count()
-            return Result(status=200, body=list_response(total, 1, render_users(ctx, users, query)))
+    if node is not None:
         queryset = queryset.filter(user_node_q(node))
         email = email_equality(node)
         if email is not None:
