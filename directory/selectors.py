@@ -132,9 +132,8 @@ _USER_BY_SCIM_ID_LOCKED = PreparedQuery(
 
 
 def users_by_scim_ids(*, tenant: Tenant, scim_ids: Iterable[object]) -> list[User]:
-    """Resolve member or manager references inside the tenant, in one query: the users' id, tenant,
-    scim_id, displayName and userName. Unknown ids and ids of another tenant's users are refused
-    alike."""
+    """Resolve member or manager references inside the tenant, in one query (see `users_named`).
+    Unknown ids and ids of another tenant's users are refused alike."""
     wanted: dict[uuid.UUID, str] = {}
     bad: list[str] = []
     for raw in scim_ids:
@@ -145,19 +144,33 @@ def users_by_scim_ids(*, tenant: Tenant, scim_ids: Iterable[object]) -> list[Use
             wanted[parsed] = str(raw)
     if bad:
         raise ReferenceNotFound(f"No user with id {', '.join(sorted(bad)[:5])} in this tenant.")
-    # Only what a reference needs (Entra adds members 50 at a time; building fifty full rows of the
-    # wide user model was half a member PATCH's CPU). Other fields load on access, one query each.
-    found = list(
-        user_list(tenant=tenant)
-        .filter(scim_id__in=list(wanted))
-        .only("id", "tenant_id", "scim_id", "display_name", "username")
-    )
+    found = users_named(tenant=tenant, scim_ids=wanted)
     missing = set(wanted) - {u.scim_id for u in found}
     if missing:
         raise ReferenceNotFound(
             f"No user with id {', '.join(sorted(wanted[m] for m in missing)[:5])} in this tenant."
         )
     return found
+
+
+def users_named(*, tenant: Tenant, scim_ids: Iterable[uuid.UUID]) -> list[User]:
+    """The tenant's users (never its service principal) among `scim_ids`; other ids are ignored.
+    Only what a reference needs is read: id, tenant, scim_id, displayName, userName (Entra adds
+    members 50 at a time, and fifty full rows of the wide user model were half a member PATCH's CPU;
+    other fields load on access, one query each).
+
+    The rows are found through the unique scim_id index alone and the tenant is checked on the
+    rows: with the tenant in the WHERE clause, a planner without fresh statistics takes the tenant
+    index as selective and ANDs a bitmap of every user of the tenant into the lookup, 3.8 ms at
+    100,000 users instead of 0.2 (docs/design.md, "Plans that need no fresh statistics"). scim_ids
+    are unique across tenants, so at most len(scim_ids) rows are read, and a row of another tenant
+    is dropped here exactly as an unknown id is."""
+    ids = list(scim_ids)
+    if not ids:
+        return []
+    columns = ("id", "tenant_id", "scim_id", "display_name", "username", "role")
+    rows = User.objects.filter(scim_id__in=ids).only(*columns)
+    return [u for u in rows if u.tenant_id == tenant.pk and u.role != User.Role.SERVICE]
 
 
 def service_principal_get(*, tenant: Tenant) -> User:

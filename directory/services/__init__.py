@@ -1257,7 +1257,7 @@ def group_edit(
 
     Users named for adding or setting must be users of this tenant (ReferenceNotFound otherwise);
     ids named for removal that are not (or no longer) users here are simply not members."""
-    from directory.selectors import group_get, users_by_scim_ids
+    from directory.selectors import group_get, users_by_scim_ids, users_named
 
     locked = group_get(tenant=tenant, scim_id=scim_id, for_update=True)
     changes = edit(locked)
@@ -1272,9 +1272,7 @@ def group_edit(
     for change in changes.members:
         if change.kind == "remove":
             parsed = [p for p in (parse_scim_id(i) for i in change.scim_ids) if p is not None]
-            users = list(
-                User.objects.filter(tenant=tenant, scim_id__in=parsed).exclude(role=User.Role.SERVICE)
-            )
+            users = users_named(tenant=tenant, scim_ids=parsed)
             locked = _members_remove(tenant=tenant, actor=actor, locked=locked, users=users)
             continue
         users = users_by_scim_ids(tenant=tenant, scim_ids=change.scim_ids) if change.scim_ids else []

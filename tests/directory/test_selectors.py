@@ -43,6 +43,23 @@ def test_users_by_scim_ids_refuses_another_tenants_user_like_an_unknown_id(tenan
     assert selectors.users_by_scim_ids(tenant=other_tenant, scim_ids=[intruder.scim_id]) == [intruder]
 
 
+def test_users_named_keeps_the_tenants_users_and_reads_what_a_reference_needs(
+    tenant, other_tenant, django_assert_num_queries
+):
+    alice = UserFactory(tenant=tenant)
+    intruder = UserFactory(tenant=other_tenant)
+    service_principal = selectors.service_principal_get(tenant=tenant)
+    named = [alice.scim_id, intruder.scim_id, service_principal.scim_id, uuid.uuid4()]
+
+    with django_assert_num_queries(1):
+        found = selectors.users_named(tenant=tenant, scim_ids=named)
+        assert [(u.pk, str(u.scim_id), u.display_name, u.username) for u in found] == [
+            (alice.pk, str(alice.scim_id), alice.display_name, alice.username)
+        ]
+    assert selectors.users_named(tenant=other_tenant, scim_ids=named) == [intruder]
+    assert selectors.users_named(tenant=tenant, scim_ids=[]) == []
+
+
 @pytest.mark.parametrize("garbage", ["not-a-uuid", "", None, 42, "1; DROP TABLE directory_user", "{}"])
 def test_users_by_scim_ids_refuses_garbage_ids(tenant, other_tenant, garbage):
     alice = UserFactory(tenant=tenant)
