@@ -17,7 +17,7 @@ class BearerOnlyPathMiddleware:
     A SCIM client authenticates every request with its bearer token and never holds a session
     cookie, a CSRF token or a form, so the layers below this one (sessions, CSRF, authentication,
     the session guards, messages, clickjacking, axes' sign-in lockout) do nothing for it; on the hot
-    SCIM lookups they were a tenth of the CPU (docs/benchmarks.md, "The middleware stack"). The
+    SCIM lookups they were a third of the CPU (docs/benchmarks.md, "The middleware stack"). The
     layers above it still run for every request: SecurityMiddleware (HTTPS redirect, HSTS, nosniff)
     and TenantMiddleware (`request.tenant`, the unknown-host 404). The view runs inside the same
     exception-to-response conversion Django wraps around every layer, with no view, exception or
