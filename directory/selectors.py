@@ -4,10 +4,11 @@ it first; nothing here can be called without saying whose data it reads."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Generic, TypeVar
 
 from django.db import connection
 from django.db.models import Count, QuerySet, Value
@@ -25,6 +26,8 @@ from directory.models import (
     UserEmail,
 )
 from directory.prepared import PreparedQuery
+
+M = TypeVar("M", User, Group)
 
 
 def parse_scim_id(value: object) -> uuid.UUID | None:
@@ -108,27 +111,35 @@ def user_list(*, tenant: Tenant) -> QuerySet[User]:
 
 
 def user_get(*, tenant: Tenant, scim_id: object, for_update: bool = False) -> User:
+    return _one_by_scim_id(_USER_BY_SCIM_ID, tenant=tenant, scim_id=scim_id, locked=for_update, kind="User")
+
+
+class _ByScimId(Generic[M]):
+    """The one row of a tenant's listing (user_list, group_list) with a scim_id, plain or locked,
+    as prepared queries (directory.prepared): every SCIM read and write of one resource starts
+    here. scim_id is unique, so "the one row" needs no ordering or LIMIT."""
+
+    def __init__(self, listing: Callable[..., QuerySet[M]]) -> None:
+        self.plain = PreparedQuery(partial(self._build, listing, False), tenant_id=int, scim_id=uuid.UUID)
+        self.locked = PreparedQuery(partial(self._build, listing, True), tenant_id=int, scim_id=uuid.UUID)
+
+    @staticmethod
+    def _build(
+        listing: Callable[..., QuerySet[M]], locked: bool, tenant_id: int, scim_id: uuid.UUID
+    ) -> QuerySet[M]:
+        rows = listing(tenant=Tenant(pk=tenant_id)).filter(scim_id=scim_id)
+        return rows.select_for_update() if locked else rows
+
+
+def _one_by_scim_id(
+    prepared: _ByScimId[M], *, tenant: Tenant, scim_id: object, locked: bool, kind: str
+) -> M:
     parsed = parse_scim_id(scim_id)
-    if parsed is None:
-        raise NotFound(f"User {scim_id} not found.")
-    prepared = _USER_BY_SCIM_ID_LOCKED if for_update else _USER_BY_SCIM_ID
-    found = prepared.run(tenant_id=tenant.pk, scim_id=parsed)
+    query = prepared.locked if locked else prepared.plain
+    found = query.run(tenant_id=tenant.pk, scim_id=parsed) if parsed is not None else []
     if not found:
-        raise NotFound(f"User {scim_id} not found.")
+        raise NotFound(f"{kind} {scim_id} not found.")
     return found[0]
-
-
-def _user_by_scim_id(tenant_id: int, scim_id: uuid.UUID, *, locked: bool) -> QuerySet[User]:
-    users = user_list(tenant=Tenant(pk=tenant_id)).filter(scim_id=scim_id)
-    return users.select_for_update() if locked else users
-
-
-# Every SCIM read and write of one user starts here; compiled once (directory.prepared). scim_id is
-# unique, so no ordering or LIMIT is needed for "the one row".
-_USER_BY_SCIM_ID = PreparedQuery(partial(_user_by_scim_id, locked=False), tenant_id=int, scim_id=uuid.UUID)
-_USER_BY_SCIM_ID_LOCKED = PreparedQuery(
-    partial(_user_by_scim_id, locked=True), tenant_id=int, scim_id=uuid.UUID
-)
 
 
 def users_by_scim_ids(*, tenant: Tenant, scim_ids: Iterable[object]) -> list[User]:
@@ -185,26 +196,7 @@ def group_list(*, tenant: Tenant) -> QuerySet[Group]:
 
 
 def group_get(*, tenant: Tenant, scim_id: object, for_update: bool = False) -> Group:
-    parsed = parse_scim_id(scim_id)
-    if parsed is None:
-        raise NotFound(f"Group {scim_id} not found.")
-    prepared = _GROUP_BY_SCIM_ID_LOCKED if for_update else _GROUP_BY_SCIM_ID
-    found = prepared.run(tenant_id=tenant.pk, scim_id=parsed)
-    if not found:
-        raise NotFound(f"Group {scim_id} not found.")
-    return found[0]
-
-
-def _group_by_scim_id(tenant_id: int, scim_id: uuid.UUID, *, locked: bool) -> QuerySet[Group]:
-    groups = group_list(tenant=Tenant(pk=tenant_id)).filter(scim_id=scim_id)
-    return groups.select_for_update() if locked else groups
-
-
-# As for users: every member PATCH of a cycle starts here.
-_GROUP_BY_SCIM_ID = PreparedQuery(partial(_group_by_scim_id, locked=False), tenant_id=int, scim_id=uuid.UUID)
-_GROUP_BY_SCIM_ID_LOCKED = PreparedQuery(
-    partial(_group_by_scim_id, locked=True), tenant_id=int, scim_id=uuid.UUID
-)
+    return _one_by_scim_id(_GROUP_BY_SCIM_ID, tenant=tenant, scim_id=scim_id, locked=for_update, kind="Group")
 
 
 def group_member_ids(*, tenant: Tenant, group: Group) -> set[int]:
@@ -509,3 +501,7 @@ def groups_of_users(*, tenant: Tenant, user_ids: Iterable[int]) -> dict[int, lis
 def members_of_groups(*, tenant: Tenant, group_ids: Iterable[int]) -> dict[int, list[MemberRef]]:
     """(SCIM id, displayName) of each group's members, for a page of groups in one query."""
     return _references(_MEMBERS_OF_GROUPS, group_ids, tenant)
+
+
+_USER_BY_SCIM_ID: _ByScimId[User] = _ByScimId(user_list)
+_GROUP_BY_SCIM_ID: _ByScimId[Group] = _ByScimId(group_list)
