@@ -142,6 +142,13 @@ def _one_by_scim_id(
     return found[0]
 
 
+def user_references_by_pk(*, tenant: Tenant, pks: Iterable[int]) -> dict[int, User]:
+    """The tenant's users with these primary keys, read only as far as a reference shows them
+    (id, scim_id, displayName): a page's managers, in one query."""
+    rows = User.objects.filter(tenant=tenant, pk__in=list(pks)).order_by()
+    return {u.pk: u for u in rows.only("id", "tenant_id", "scim_id", "display_name")}
+
+
 def users_by_scim_ids(*, tenant: Tenant, scim_ids: Iterable[object]) -> list[User]:
     """Resolve member or manager references inside the tenant, in one query (see `users_named`).
     Unknown ids and ids of another tenant's users are refused alike."""

@@ -43,13 +43,12 @@ def user_rows(ctx: RequestContext) -> QuerySet[User]:
     return selectors.user_list(tenant=ctx.tenant)
 
 
-def with_managers(users: list[User]) -> list[User]:
+def with_managers(ctx: RequestContext, users: list[User]) -> list[User]:
     """Attach the managers a page's users link to, in one query, and none when no user has one
     (a tenant's first cycle)."""
     ids = {u.manager_id for u in users if u.manager_id is not None}
     if ids:
-        rows = User.objects.filter(pk__in=ids).order_by().only("id", "scim_id", "display_name")
-        managers = {m.pk: m for m in rows}
+        managers = selectors.user_references_by_pk(tenant=ctx.tenant, pks=ids)
         for user in users:
             if user.manager_id is not None:
                 user.manager = managers.get(user.manager_id)
@@ -78,11 +77,8 @@ def _user_changes(document: Any) -> services.UserChanges:
 
 
 def users_get_one(ctx: RequestContext, scim_id: str, query: ListQuery) -> Result:
-    parsed = selectors.parse_scim_id(scim_id)
-    user = user_rows(ctx).filter(scim_id=parsed).first() if parsed else None
-    if user is None:
-        raise errors.NotFound(f"User {scim_id} not found.")
-    with_managers([user])
+    user = selectors.user_get(tenant=ctx.tenant, scim_id=scim_id)
+    with_managers(ctx, [user])
     wanted = wants_attribute(
         "groups", schema=USER_SCHEMA, attributes=query.attributes, excluded=query.excluded
     )
@@ -106,7 +102,7 @@ def _answer_user(ctx: RequestContext, user: User, *, answer: bool) -> Result:
     """204 with the new ETag and nothing read (RFC 7644 §3.5.2), or the resource."""
     if not answer:
         return Result(status=204, version=etag(user.version))
-    with_managers([user])
+    with_managers(ctx, [user])
     return user_result(ctx, user, groups=user_groups(ctx, user))
 
 
@@ -281,7 +277,7 @@ def page_of(queryset: QuerySet, query: ListQuery, sort_field: Callable[[str], st
 
 
 def render_users(ctx: RequestContext, users: list[User], query: ListQuery) -> list[dict[str, Any]]:
-    with_managers(users)
+    with_managers(ctx, users)
     wanted = wants_attribute(
         "groups", schema=USER_SCHEMA, attributes=query.attributes, excluded=query.excluded
     )

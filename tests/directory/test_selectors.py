@@ -60,6 +60,20 @@ def test_users_named_keeps_the_tenants_users_and_reads_what_a_reference_needs(
     assert selectors.users_named(tenant=tenant, scim_ids=[]) == []
 
 
+def test_user_references_by_pk_reads_only_the_tenants_users(tenant, other_tenant, django_assert_num_queries):
+    alice = UserFactory(tenant=tenant)
+    intruder = UserFactory(tenant=other_tenant)
+
+    with django_assert_num_queries(1):
+        found = selectors.user_references_by_pk(tenant=tenant, pks=[alice.pk, intruder.pk])
+        assert {pk: (str(u.scim_id), u.display_name) for pk, u in found.items()} == {
+            alice.pk: (str(alice.scim_id), alice.display_name)
+        }
+    assert list(selectors.user_references_by_pk(tenant=other_tenant, pks=[alice.pk, intruder.pk])) == [
+        intruder.pk
+    ]
+
+
 @pytest.mark.parametrize("garbage", ["not-a-uuid", "", None, 42, "1; DROP TABLE directory_user", "{}"])
 def test_users_by_scim_ids_refuses_garbage_ids(tenant, other_tenant, garbage):
     alice = UserFactory(tenant=tenant)
